@@ -1,0 +1,193 @@
+"""Running the suite on one kernel: build the image, boot QEMU, follow both serial channels live,
+enforce the timeouts, and resume after a crashed case when asked."""
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import gtest, image, qemu
+from .console import ConsoleScanner, SplatRules
+from .errors import InfraError
+from .kernelsource import KernelSource
+from .outcomes import CaseOutcome, RunOutcome
+from .progress import Progress
+from .recorder import BootEnd, BootRecorder, conclude
+from .results import BootRecord, KernelRun
+from .stream import StreamParser
+
+POLL_S = 0.05
+RESULT_PORT_ARG = f"--gmemtest_stream={image.RESULT_PORT}"
+
+
+@dataclass
+class RunOptions:
+    binary: Path
+    out_dir: Path
+    extra_binaries: list[Path] = field(default_factory=list)
+    gtest_filter: str | None = None
+    suite_args: list[str] = field(default_factory=list)
+    accel: str = "auto"                 # auto | kvm | tcg
+    memory_mb: int = 2048
+    cpus: int = 1
+    boot_timeout: float = 120.0         # QEMU start -> the suite's hello
+    case_timeout: float = 120.0         # one case's start -> end
+    run_timeout: float = 1800.0         # one boot, start to finish
+    resume: bool = False                # reboot after a crashed/timed-out case, skipping it
+    max_boots: int = 8
+    extra_modules: list[str] = field(default_factory=list)
+    kvm_first_output_s: float = 5.0     # a KVM boot that prints nothing by then is hung
+    kvm_init_s: float = 30.0            # ... or that has not reached /init by then
+
+
+class AccelUnusable(Exception):
+    """A KVM boot showed that this host cannot run the guest under KVM."""
+
+
+def safe_name(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", label)
+
+
+def run_kernel(kernel: KernelSource, opts: RunOptions, progress: Progress | None = None,
+               rules: SplatRules | None = None) -> KernelRun:
+    progress = progress or Progress()
+    t0 = time.monotonic()
+    run = KernelRun(label=kernel.label, release=kernel.release, origin=kernel.origin)
+    try:
+        rules = rules or SplatRules.load()
+        workdir = opts.out_dir / safe_name(kernel.label)
+        workdir.mkdir(parents=True, exist_ok=True)
+        base = image.build_base(image.ImageSpec(kernel, [opts.binary] + opts.extra_binaries,
+                                                opts.extra_modules), workdir / "initramfs-base.cpio")
+        selected = gtest.list_cases(opts.binary, opts.gtest_filter)
+        _boot_until_done(kernel, opts, progress, rules, run, workdir, base, selected)
+    except InfraError as e:
+        run.outcome, run.reason = RunOutcome.INFRA, str(e)
+    run.total_s = round(time.monotonic() - t0, 2)
+    progress.kernel_done(run)
+    return run
+
+
+def _boot_until_done(kernel, opts, progress, rules, run, workdir, base, selected) -> None:
+    accel = qemu.initial_accel(opts.accel)
+    recorders: list[BootRecorder] = []
+    gtest_filter = opts.gtest_filter
+    while True:
+        number = len(recorders) + 1
+        progress.note(kernel.label, f"boot {number} ({accel})"
+                      + (f" --gtest_filter={gtest_filter}" if gtest_filter else ""))
+        try:
+            recorder = _boot(kernel, opts, progress, rules, run, workdir, base, accel, number, gtest_filter)
+        except AccelUnusable as e:
+            if opts.accel != "auto":
+                raise InfraError(f"-accel {accel} cannot run this kernel here: {e}") from None
+            progress.note(kernel.label, f"KVM unusable on this host ({e}); falling back to TCG")
+            qemu.remember_verdict("tcg")
+            accel = "tcg"
+            continue
+        if accel == "kvm" and opts.accel == "auto":
+            qemu.remember_verdict("kvm")
+        run.accel = accel
+        recorders.append(recorder)
+        interrupted = recorder.interrupted_case
+        finished = [c.name for c in run.cases.values() if c.outcome != CaseOutcome.NOTRUN]
+        remaining = [c for c in selected or [] if c not in run.cases]
+        if not (opts.resume and interrupted and len(recorders) < opts.max_boots
+                and (remaining or selected is None)):
+            break
+        gtest_filter = gtest.exclude(opts.gtest_filter, finished)
+        progress.note(kernel.label, f"resuming after {interrupted}")
+    conclude(run, recorders, selected)
+
+
+def _boot(kernel, opts, progress, rules, run, workdir, base, accel, number, gtest_filter) -> BootRecorder:
+    bootdir = workdir / f"boot-{number}"
+    bootdir.mkdir(parents=True, exist_ok=True)
+    console_log, stream_log, qemu_log = bootdir / "console.log", bootdir / "stream.jsonl", bootdir / "qemu.log"
+    for f in (console_log, stream_log):
+        f.write_bytes(b"")
+    args = [RESULT_PORT_ARG] + ([f"--gtest_filter={gtest_filter}"] if gtest_filter else []) + opts.suite_args
+    initrd = image.write_boot_initrd(base, image.boot_layer(opts.binary.name, args), bootdir / "initrd")
+    machine = qemu.MachineConfig(accel=accel, memory_mb=opts.memory_mb, cpus=opts.cpus)
+    cmd = qemu.command(machine, kernel.bzimage, initrd, console_log, stream_log)
+    (bootdir / "qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
+
+    record = BootRecord(number=number, console_log=str(console_log), stream_log=str(stream_log), accel=accel)
+    recorder = BootRecorder(run, number, on_case=lambda r: progress.case(kernel.label, r))
+    follower = _Follower(stream_log, console_log, recorder, rules)
+    t0 = time.monotonic()
+    with open(qemu_log, "wb") as qlog:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT)
+    try:
+        end = _watch(proc, follower, opts, accel, t0, record)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        initrd.unlink(missing_ok=True)
+    follower.poll(final=True)
+    end.qemu_status = proc.returncode if end.qemu_status is None else end.qemu_status
+    end.qemu_stderr = qemu_log.read_text(errors="replace")
+    if accel == "kvm" and not recorder.booted and proc.returncode not in (0, None):
+        raise AccelUnusable(f"QEMU exited with {proc.returncode}: {end.qemu_stderr.strip()[-200:]}")
+    if accel == "kvm" and recorder.no_kvm:
+        raise AccelUnusable("the guest has no /dev/kvm under KVM (no nested virtualization)")
+    recorder.finish(end, follower.scanner.last_line)
+    record.end, record.qemu_status = recorder.reason or "completed", proc.returncode
+    record.seconds = round(time.monotonic() - t0, 2)
+    run.boots.append(record)
+    return recorder
+
+
+def _watch(proc, follower, opts: RunOptions, accel: str, t0: float, record: BootRecord) -> BootEnd:
+    """Follow the guest until QEMU exits or a time limit runs out."""
+    trial = accel == "kvm" and opts.accel == "auto"
+    while True:
+        exited = proc.poll() is not None
+        follower.poll()
+        now = time.monotonic()
+        elapsed = now - t0
+        if record.first_result_s is None and follower.first_end_at is not None:
+            record.first_result_s = round(follower.first_end_at - t0, 2)
+        if exited:
+            return BootEnd()
+        rec = follower.recorder
+        if trial and not follower.console_bytes and elapsed > opts.kvm_first_output_s:
+            raise AccelUnusable(f"no console output in {opts.kvm_first_output_s:.0f}s")
+        if trial and not rec.booted and elapsed > opts.kvm_init_s:
+            raise AccelUnusable(f"/init not reached in {opts.kvm_init_s:.0f}s")
+        if rec.running and now - follower.case_started_at > opts.case_timeout:
+            return BootEnd(case_timeout=True)
+        if (not rec.hello and elapsed > opts.boot_timeout) or elapsed > opts.run_timeout:
+            return BootEnd(boot_timeout=True)
+        time.sleep(POLL_S)
+
+
+class _Follower:
+    """Reads new bytes of both channel files and feeds them to the recorder, stream first, so a
+    splat is charged to the case whose start has arrived."""
+
+    def __init__(self, stream_log: Path, console_log: Path, recorder: BootRecorder, rules: SplatRules):
+        self.recorder = recorder
+        self.parser = StreamParser()
+        self.scanner = ConsoleScanner(rules)
+        self._files = [open(stream_log, "rb"), open(console_log, "rb")]
+        self.console_bytes = 0
+        self.case_started_at = 0.0
+        self.first_end_at: float | None = None
+
+    def poll(self, final: bool = False) -> None:
+        stream_data, console_data = (f.read() for f in self._files)
+        self.console_bytes += len(console_data)
+        events = self.parser.feed(stream_data) + (self.parser.finish() if final else [])
+        for event in events:
+            if event["event"] == "start":
+                self.case_started_at = time.monotonic()
+            elif event["event"] == "end" and self.first_end_at is None:
+                self.first_end_at = time.monotonic()
+            self.recorder.on_stream(event)
+        for cevent in self.scanner.feed(console_data) + (self.scanner.finish() if final else []):
+            self.recorder.on_console(cevent)
+        if final:
+            for f in self._files:
+                f.close()

@@ -1,0 +1,41 @@
+#!/bin/busybox sh
+# /init of a gmemtest image. The suite's results go to the dedicated result port; this script adds
+# a few "harness-*" events of its own there (see harness/gmemharness/stream.py) so the host can
+# tell a kernel without KVM or a suite that never started from a crash.
+/bin/busybox mkdir -p /bin /proc /sys /dev /tmp /run
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+
+. /etc/gmemtest/boot.conf   # GMEMTEST_BINARY, GMEMTEST_ARGS, GMEMTEST_STREAM, GMEMTEST_SYSCTLS
+
+stty -F "$GMEMTEST_STREAM" raw -echo 2>/dev/null
+emit() { echo "$1" > "$GMEMTEST_STREAM"; }
+finish() { sync; reboot -f; sleep 5; echo b > /proc/sysrq-trigger; }
+
+failed_modules=""
+while read -r name path; do
+    insmod "/lib/modules/$path" 2>/dev/console || failed_modules="$failed_modules $name"
+done < /etc/gmemtest/modules
+emit "{\"event\":\"harness-boot\",\"kernel\":\"$(uname -r)\",\"failed_modules\":\"${failed_modules# }\"}"
+
+if [ ! -e /dev/kvm ]; then
+    emit '{"event":"harness-nokvm"}'
+    finish
+fi
+
+for kv in $GMEMTEST_SYSCTLS; do
+    sysctl -q -w "$kv" >/dev/null 2>&1 || echo "gmemtest-init: sysctl $kv failed" > /dev/console
+done
+
+cd /tmp
+eval "set -- $GMEMTEST_ARGS"
+"$GMEMTEST_BINARY" "$@" > /dev/console 2>&1
+status=$?
+emit "{\"event\":\"harness-exit\",\"status\":$status}"
+finish
