@@ -7,10 +7,15 @@ from pathlib import Path
 from .errors import InfraError
 
 RULES_DIR = Path(__file__).parent / "splats"
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TIMESTAMP = re.compile(r"^\s*(<\d+>)?\[\s*\d+\.\d+\]\s?")
 _PANIC = re.compile(r"^Kernel panic - not syncing: ?(.*)")
 _SPLAT_END = re.compile(r"^---\[ end (trace|Kernel panic)")
-_MARKER = re.compile(r"^gmemtest: (start|end) (\S+)")
+# Where a case begins and ends in the console itself, so a splat is charged to the right case
+# however the two channels' bytes interleave on the host: gtest's own progress lines (the suite's
+# stdout goes to the console) and `gmemtest: start|end CASE` lines the suite may write to /dev/kmsg.
+_MARKER_START = re.compile(r"^(?:\[ RUN      \]|gmemtest: start) (\S+)")
+_MARKER_END = re.compile(r"^(?:\[ +(?:OK|FAILED|SKIPPED) +\]|gmemtest: end) ([A-Za-z_][\w/]*\.[\w/]+)")
 SPLAT_CONTEXT_LINES = 60
 
 
@@ -88,16 +93,18 @@ class ConsoleScanner:
         return next((line for line in reversed(self.lines) if line.strip()), "")
 
     def _line(self, raw: bytes) -> list[ConsoleEvent]:
-        line = _TIMESTAMP.sub("", raw.decode("utf-8", errors="replace").replace("\r", "").rstrip())
+        text = _ANSI_ESCAPE.sub("", raw.decode("utf-8", errors="replace").replace("\r", "").rstrip())
+        line = _TIMESTAMP.sub("", text)
         self.lines.append(line)
         events: list[ConsoleEvent] = []
         panic = _PANIC.match(line)
         if panic and self.panic is None:
             self.panic = panic.group(1) or line
             events.append(ConsoleEvent("panic", self.panic))
-        marker = _MARKER.match(line)
-        if marker:
-            events.append(ConsoleEvent(f"marker-{marker.group(1)}", marker.group(2)))
+        for kind, regex in (("marker-start", _MARKER_START), ("marker-end", _MARKER_END)):
+            marker = regex.match(line)
+            if marker:
+                events.append(ConsoleEvent(kind, marker.group(1)))
         if self._open is not None:
             self._open.context.append(line)
             if _SPLAT_END.match(line) or len(self._open.context) >= SPLAT_CONTEXT_LINES:

@@ -17,10 +17,12 @@ def parse_list_tests(text: str) -> list[str]:
     return cases
 
 
-def list_cases(binary: Path, gtest_filter: str | None, timeout: float = 60) -> list[str] | None:
+def list_cases(binary: Path, gtest_filter: str | None, extra_args: list[str] = (),
+               timeout: float = 60) -> list[str] | None:
     """The selected cases, by running the binary's listing on the host (it never opens /dev/kvm).
     None when the binary cannot run here, in which case the run has no list to check against."""
-    args = [str(binary), "--gtest_list_tests"] + ([f"--gtest_filter={gtest_filter}"] if gtest_filter else [])
+    args = [str(binary), "--gtest_list_tests", *extra_args] + (
+        [f"--gtest_filter={gtest_filter}"] if gtest_filter else [])
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):

@@ -9,6 +9,7 @@ import re
 import shlex
 import struct
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,11 +89,19 @@ def _add_binaries(cpio: CpioWriter, binaries: list[Path]) -> None:
         if not binary.is_file():
             raise InfraError(f"suite binary {binary} does not exist (build it first: "
                              f"cmake --build build --target {binary.name})")
-        cpio.copy(f"{GUEST_BIN_DIR}/{binary.name}", binary, 0o755)
+        cpio.file(f"{GUEST_BIN_DIR}/{binary.name}", _without_debug_info(binary), 0o755)
         if _is_dynamic(binary):
             libs.update(shared_libraries(binary))
     for guest_path, host_path in sorted(libs.items()):
         cpio.copy(guest_path, host_path.resolve(), 0o755)
+
+
+def _without_debug_info(binary: Path) -> bytes:
+    """The binary minus its debug sections: less for the guest to unpack under emulation."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / binary.name
+        proc = subprocess.run(["strip", "--strip-debug", "-o", str(out), str(binary)], capture_output=True)
+        return out.read_bytes() if proc.returncode == 0 and out.is_file() else binary.read_bytes()
 
 
 def _is_dynamic(binary: Path) -> bool:

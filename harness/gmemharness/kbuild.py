@@ -175,14 +175,39 @@ def _make(tree: Path, out_dir: Path, jobs: int, log, *targets: str) -> int:
     return proc.returncode
 
 
-def configure(tree: Path, out_dir: Path, wanted: dict[str, str], log) -> Path:
-    """tinyconfig + fragment + olddefconfig in `out_dir`; returns the validated .config."""
-    config = out_dir / ".config"
-    if _make(tree, out_dir, 1, log, "tinyconfig") != 0:
-        raise BuildFailed(f"make tinyconfig failed in {tree}; see {log.name}", Path(log.name))
-    config.write_text(merge_config(config.read_text(), wanted))
-    if _make(tree, out_dir, 1, log, "olddefconfig") != 0:
-        raise BuildFailed(f"make olddefconfig failed in {tree}; see {log.name}", Path(log.name))
+def config_key(tree: Path, fragment_text: str) -> str:
+    """A digest of everything the generated .config depends on: the fragment, every Kconfig
+    file, the tinyconfig fragments, the top Makefile and the compiler (Kconfig probes it)."""
+    digest = hashlib.sha256(fragment_text.encode())
+    compiler = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout
+    digest.update(compiler.encode())
+    inputs = [tree / "Makefile", *sorted((tree / "kernel" / "configs").glob("tiny*.config")),
+              tree / "arch" / "x86" / "configs" / "tiny.config"]
+    for root, dirs, files in os.walk(tree):
+        dirs[:] = sorted(d for d in dirs if d != ".git")
+        inputs += [Path(root) / f for f in sorted(files) if f.startswith("Kconfig")]
+    for path in inputs:
+        if path.is_file():
+            digest.update(str(path.relative_to(tree)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def configure(tree: Path, out_dir: Path, fragment_text: str, log) -> Path:
+    """tinyconfig + fragment + olddefconfig in `out_dir`, skipped when nothing the result
+    depends on changed since the last time; returns the validated .config."""
+    wanted = parse_config(fragment_text)
+    config, key_file = out_dir / ".config", out_dir / "gmemtest-config.key"
+    key = config_key(tree, fragment_text)
+    if config.is_file() and key_file.is_file() and key_file.read_text() == key:
+        log.write("gmemtest: .config inputs unchanged, keeping it\n")
+    else:
+        key_file.unlink(missing_ok=True)
+        if _make(tree, out_dir, 1, log, "tinyconfig") != 0:
+            raise BuildFailed(f"make tinyconfig failed in {tree}; see {log.name}", Path(log.name))
+        config.write_text(merge_config(config.read_text(), wanted))
+        if _make(tree, out_dir, 1, log, "olddefconfig") != 0:
+            raise BuildFailed(f"make olddefconfig failed in {tree}; see {log.name}", Path(log.name))
+        key_file.write_text(key)
     missing = missing_options(wanted, parse_config(config.read_text()))
     if missing:
         log.write("requested options that did not survive olddefconfig:\n  "
@@ -200,15 +225,20 @@ def build(tree, out_dir, fragment=DEFAULT_FRAGMENT, jobs: int | None = None,
     (default: out_dir/gmemtest-build.log)."""
     tree, out_dir = Path(tree).resolve(), Path(out_dir).resolve()
     check_kernel_tree(tree, require_clean)
-    wanted = load_fragment(Path(fragment))
+    load_fragment(Path(fragment))
+    fragment_text = Path(fragment).read_text()
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = Path(log_path) if log_path else out_dir / "gmemtest-build.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 1
     start = time.monotonic()
     with open(log_path, "w") as log:
-        config = configure(tree, out_dir, wanted, log)
-        if _make(tree, out_dir, jobs, log, "bzImage") != 0:
+        config = configure(tree, out_dir, fragment_text, log)
+        configured = time.monotonic()
+        status = _make(tree, out_dir, jobs, log, "bzImage")
+        log.write(f"gmemtest: configure {configured - start:.1f} s, "
+                  f"make bzImage {time.monotonic() - configured:.1f} s\n")
+        if status != 0:
             raise BuildFailed(f"kernel build failed in {tree}: {_first_error(log_path)} "
                               f"(full log: {log_path})", log_path)
     bzimage = out_dir / BZIMAGE

@@ -34,11 +34,11 @@ def terminal(runs: list[KernelRun], color: bool = False) -> str:
             cells.append(f"\x1b[{_ANSI[outcome]}m{text}\x1b[0m" if color and outcome else text)
         lines.append(name.ljust(width) + "  " + "  ".join(cells))
     lines.append("")
-    lines.append(summary_line(runs, width, cols))
+    lines.append(summary_line(runs))
     return "\n".join(lines) + "\n"
 
 
-def summary_line(runs: list[KernelRun], width: int = 0, cols=None) -> str:
+def summary_line(runs: list[KernelRun]) -> str:
     parts = []
     for run in runs:
         c = run.counts()

@@ -11,7 +11,7 @@ from .results import CaseResult, KernelRun
 @dataclass
 class BootEnd:
     """How the guest went away."""
-    qemu_status: int | None = None     # None: still running when we stopped it
+    qemu_status: int | None = None     # negative: killed by that signal (by us on a timeout, or by someone else)
     case_timeout: bool = False         # we killed it: a case ran longer than allowed
     boot_timeout: bool = False         # we killed it: no result in time / the boot took too long
     qemu_stderr: str = ""

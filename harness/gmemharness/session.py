@@ -1,12 +1,11 @@
 """Running the suite on one kernel: build the image, boot QEMU, follow both serial channels live,
 enforce the timeouts, and resume after a crashed case when asked."""
 import re
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gtest, image, qemu
+from . import gtest, guest, image, qemu
 from .console import ConsoleScanner, SplatRules
 from .errors import InfraError
 from .kernelsource import KernelSource
@@ -59,7 +58,7 @@ def run_kernel(kernel: KernelSource, opts: RunOptions, progress: Progress | None
         workdir.mkdir(parents=True, exist_ok=True)
         base = image.build_base(image.ImageSpec(kernel, [opts.binary] + opts.extra_binaries,
                                                 opts.extra_modules), workdir / "initramfs-base.cpio")
-        selected = gtest.list_cases(opts.binary, opts.gtest_filter)
+        selected = gtest.list_cases(opts.binary, opts.gtest_filter, opts.suite_args)
         _boot_until_done(kernel, opts, progress, rules, run, workdir, base, selected)
     except InfraError as e:
         run.outcome, run.reason = RunOutcome.INFRA, str(e)
@@ -93,7 +92,7 @@ def _boot_until_done(kernel, opts, progress, rules, run, workdir, base, selected
         finished = [c.name for c in run.cases.values() if c.outcome != CaseOutcome.NOTRUN]
         remaining = [c for c in selected or [] if c not in run.cases]
         if not (opts.resume and interrupted and len(recorders) < opts.max_boots
-                and (remaining or selected is None)):
+                and (remaining or not selected)):
             break
         gtest_filter = gtest.exclude(opts.gtest_filter, finished)
         progress.note(kernel.label, f"resuming after {interrupted}")
@@ -101,39 +100,25 @@ def _boot_until_done(kernel, opts, progress, rules, run, workdir, base, selected
 
 
 def _boot(kernel, opts, progress, rules, run, workdir, base, accel, number, gtest_filter) -> BootRecorder:
-    bootdir = workdir / f"boot-{number}"
-    bootdir.mkdir(parents=True, exist_ok=True)
-    console_log, stream_log, qemu_log = bootdir / "console.log", bootdir / "stream.jsonl", bootdir / "qemu.log"
-    for f in (console_log, stream_log):
-        f.write_bytes(b"")
     args = [RESULT_PORT_ARG] + ([f"--gtest_filter={gtest_filter}"] if gtest_filter else []) + opts.suite_args
-    initrd = image.write_boot_initrd(base, image.boot_layer(opts.binary.name, args), bootdir / "initrd")
     machine = qemu.MachineConfig(accel=accel, memory_mb=opts.memory_mb, cpus=opts.cpus)
-    cmd = qemu.command(machine, kernel.bzimage, initrd, console_log, stream_log)
-    (bootdir / "qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
-
-    record = BootRecord(number=number, console_log=str(console_log), stream_log=str(stream_log), accel=accel)
-    recorder = BootRecorder(run, number, on_case=lambda r: progress.case(kernel.label, r))
-    follower = _Follower(stream_log, console_log, recorder, rules)
     t0 = time.monotonic()
-    with open(qemu_log, "wb") as qlog:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT)
+    vm = guest.start(kernel, base, workdir / f"boot-{number}", machine, opts.binary.name, args)
+    record = BootRecord(number=number, console_log=str(vm.console_log), stream_log=str(vm.stream_log), accel=accel)
+    recorder = BootRecorder(run, number, on_case=lambda r: progress.case(kernel.label, r))
+    follower = _Follower(vm.stream_log, vm.console_log, recorder, rules)
     try:
-        end = _watch(proc, follower, opts, accel, t0, record)
+        end = _watch(vm.proc, follower, opts, accel, t0, record)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        initrd.unlink(missing_ok=True)
+        status = vm.stop()
     follower.poll(final=True)
-    end.qemu_status = proc.returncode if end.qemu_status is None else end.qemu_status
-    end.qemu_stderr = qemu_log.read_text(errors="replace")
-    if accel == "kvm" and not recorder.booted and proc.returncode not in (0, None):
-        raise AccelUnusable(f"QEMU exited with {proc.returncode}: {end.qemu_stderr.strip()[-200:]}")
+    end.qemu_status, end.qemu_stderr = status, vm.qemu_output()
+    if accel == "kvm" and not recorder.booted and status != 0:
+        raise AccelUnusable(f"QEMU exited with {status}: {end.qemu_stderr.strip()[-200:]}")
     if accel == "kvm" and recorder.no_kvm:
         raise AccelUnusable("the guest has no /dev/kvm under KVM (no nested virtualization)")
     recorder.finish(end, follower.scanner.last_line)
-    record.end, record.qemu_status = recorder.reason or "completed", proc.returncode
+    record.end, record.qemu_status = recorder.reason or "completed", status
     record.seconds = round(time.monotonic() - t0, 2)
     run.boots.append(record)
     return recorder
@@ -180,14 +165,25 @@ class _Follower:
         stream_data, console_data = (f.read() for f in self._files)
         self.console_bytes += len(console_data)
         events = self.parser.feed(stream_data) + (self.parser.finish() if final else [])
+        console_events = self.scanner.feed(console_data) + (self.scanner.finish() if final else [])
+        # With case markers in the console, the console orders splats exactly and goes first (so
+        # a case's splat is known before its end event is reported); without them, the stream
+        # goes first, so a splat is charged to the case whose start arrived with it.
+        markers = self.recorder.saw_markers or any(e.kind.startswith("marker-") for e in console_events)
+        if markers:
+            self._deliver_console(console_events)
         for event in events:
             if event["event"] == "start":
                 self.case_started_at = time.monotonic()
             elif event["event"] == "end" and self.first_end_at is None:
                 self.first_end_at = time.monotonic()
             self.recorder.on_stream(event)
-        for cevent in self.scanner.feed(console_data) + (self.scanner.finish() if final else []):
-            self.recorder.on_console(cevent)
+        if not markers:
+            self._deliver_console(console_events)
         if final:
             for f in self._files:
                 f.close()
+
+    def _deliver_console(self, events) -> None:
+        for event in events:
+            self.recorder.on_console(event)

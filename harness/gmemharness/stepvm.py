@@ -152,20 +152,22 @@ def _watch(proc, console: Path, stream: Path, start: float,
            boot_timeout: float, case_timeout: float, total_timeout: float) -> GuestRun:
     boot_seconds = None
     running_since, last_running = start, None
+    splats_from = None      # console offset when the suite started: earlier splats are boot noise
     while True:
         exited = proc.poll() is not None
         hello, cases, running, done = parse_stream(_read(stream))
         now = time.monotonic()
+        text = _read(console)
         if hello and boot_seconds is None:
-            boot_seconds = now - start
+            boot_seconds, splats_from = now - start, len(text)
         if running != last_running:
             running_since, last_running = now, running
-        splat = SPLAT.search(_read(console))
+        splat = SPLAT.search(text, splats_from) if splats_from is not None else None
         outcome = None
-        if done:
+        if splat:   # before `done`: a case that WARNs and then passes still broke the kernel
+            outcome = GuestRun("crash", cases, f"kernel splat: {_line_at(text, splat.start())}")
+        elif done:
             outcome = GuestRun("done", cases)
-        elif splat and hello:
-            outcome = GuestRun("crash", cases, f"kernel splat: {_line_at(_read(console), splat.start())}")
         elif exited and not hello:
             outcome = GuestRun("no_boot", cases, f"QEMU exited (status {proc.returncode}) "
                                f"before the suite started; console tail: {_tail(console)}")

@@ -5,6 +5,7 @@
 #   Fake.Warn*  pass, but puts a WARNING splat in the kernel log
 #   Fake.Panic* panics the kernel (sysrq c)            Fake.Hang*  never ends
 #   Fake.Oops*  oopses the kernel; with panic_on_oops that is a panic too
+set -f   # filters are globs matched with case, never file names
 CASES="Fake.Pass1 Fake.Fail1 Fake.Skip1 Fake.Pass2"
 [ -n "$FAKE_CASES" ] && CASES="$FAKE_CASES"
 stream=/dev/null filter='*'
@@ -54,7 +55,11 @@ for c in $CASES; do
         Fake.Hang*) while :; do sleep 1000; done ;;
         *) outcome=pass msg="" ;;
     esac
-    case $outcome in pass) passed=$((passed+1)) ;; fail) failed=$((failed+1)) ;; skip) skipped=$((skipped+1)) ;; esac
+    case $outcome in
+        pass) passed=$((passed+1)); echo "[       OK ] $c (1 ms)" ;;
+        fail) failed=$((failed+1)); echo "[  FAILED  ] $c (1 ms)" ;;
+        skip) skipped=$((skipped+1)); echo "[  SKIPPED ] $c (1 ms)" ;;
+    esac
     emit "{\"event\":\"end\",\"case\":\"$c\",\"outcome\":\"$outcome\",\"message\":\"$msg\",\"ms\":1}"
 done
 emit "{\"event\":\"done\",\"passed\":$passed,\"failed\":$failed,\"skipped\":$skipped}"

@@ -462,3 +462,77 @@ def test_series_bad_input_exit_codes(tmp_path, fake_build_and_boot, capsys):
     assert "holds no patch" in capsys.readouterr().err
     assert run_series_cli(tmp_path, tmp_path / "empty", series_dir) == 2
     assert "not a Linux kernel source tree" in capsys.readouterr().err
+
+
+# --- watching a guest (a fake QEMU process and its two output files) ----------------------------
+
+class FakeQemu:
+    def __init__(self, returncode=None):
+        self.returncode = returncode
+
+    def poll(self):
+        return self.returncode
+
+
+HELLO = '{"event":"hello","version":1}\n'
+START_A = '{"event":"start","case":"C.a"}\n'
+
+
+def watch(tmp_path, console_text, stream_text, proc=None, boot_timeout=60, case_timeout=60):
+    console, stream = tmp_path / "console.log", tmp_path / "stream.jsonl"
+    console.write_text(console_text)
+    stream.write_text(stream_text)
+    return stepvm._watch(proc or FakeQemu(), console, stream, stepvm.time.monotonic(),
+                         boot_timeout, case_timeout, 600)
+
+
+def test_watch_done(tmp_path):
+    run = watch(tmp_path, "boot\n", HELLO + START_A + '{"event":"end","case":"C.a","outcome":"pass"}\n'
+                '{"event":"done","passed":1,"failed":0,"skipped":0}\n')
+    assert run.status == "done" and run.cases == [CaseResult("C.a", "pass", "")]
+    assert run.boot_seconds is not None
+
+
+def test_watch_splat_during_a_case_crashes_that_case(tmp_path, monkeypatch):
+    console, stream = tmp_path / "console.log", tmp_path / "stream.jsonl"
+    console.write_text("boot\n")
+    stream.write_text(HELLO + START_A)
+    polls = []
+
+    class SplatAfterHello(FakeQemu):
+        def poll(self):     # the splat appears on the second look, after the suite said hello
+            polls.append(1)
+            if len(polls) == 2:
+                console.write_text("boot\nWARNING: CPU: 0 PID: 42 at virt/kvm/guest_memfd.c:600\n")
+            return None
+    monkeypatch.setattr(stepvm.time, "sleep", lambda s: None)
+    run = stepvm._watch(SplatAfterHello(), console, stream, stepvm.time.monotonic(), 5, 5, 5)
+    assert run.status == "crash"
+    assert run.cases[-1].name == "C.a" and run.cases[-1].outcome == "crash"
+    assert "WARNING: CPU: 0 PID: 42 at virt/kvm/guest_memfd.c:600" in run.detail
+
+
+def test_watch_ignores_splats_before_the_suite_started(tmp_path):
+    run = watch(tmp_path, "WARNING: CPU: 0 PID: 1 at boot.c:1\n",
+                HELLO + '{"event":"done","passed":0,"failed":0,"skipped":0}\n')
+    assert run.status == "done"
+
+
+def test_watch_qemu_exit_before_hello_is_no_boot(tmp_path):
+    run = watch(tmp_path, "Kernel panic - not syncing: VFS\n", "", proc=FakeQemu(0))
+    assert run.status == "no_boot" and "Kernel panic" in run.detail
+
+
+def test_watch_qemu_exit_mid_case_crashes_that_case(tmp_path):
+    run = watch(tmp_path, "boot\n", HELLO + START_A, proc=FakeQemu(0))
+    assert run.status == "crash" and run.cases == [CaseResult("C.a", "crash", run.detail)]
+
+
+def test_watch_boot_timeout_is_no_boot(tmp_path):
+    run = watch(tmp_path, "stuck\n", "", boot_timeout=0)
+    assert run.status == "no_boot" and "did not start within" in run.detail
+
+
+def test_watch_case_timeout_names_the_case(tmp_path):
+    run = watch(tmp_path, "boot\n", HELLO + START_A, case_timeout=0)
+    assert run.status == "timeout" and run.cases[-1] == CaseResult("C.a", "timeout", run.detail)

@@ -107,6 +107,7 @@ def test_make_command_uses_ccache_only_when_installed(monkeypatch, tmp_path):
 FAKE_MAKE = textwrap.dedent("""\
     #!/bin/sh
     for a in "$@"; do case "$a" in O=*) out="${a#O=}";; esac; done
+    echo "$@" >> "$out/make-calls"
     for a in "$@"; do case "$a" in
       tinyconfig) printf 'CONFIG_BASE=y\\n# CONFIG_KVM is not set\\n' > "$out/.config";;
       olddefconfig) grep -v CONFIG_DROPPED "$out/.config" > "$out/.c" && mv "$out/.c" "$out/.config";;
@@ -161,3 +162,23 @@ def test_build_failure_quotes_first_error_and_keeps_log(tmp_path, fake_make, mon
     with pytest.raises(kbuild.BuildFailed, match="virt/kvm/x.c:1:1: error: boom") as e:
         kbuild.build(tree, tmp_path / "out", fragment=fragment, jobs=1, log_path=log)
     assert e.value.log == log and "error: boom" in log.read_text()
+
+
+def tinyconfig_runs(out: Path) -> int:
+    return sum(" tinyconfig" in line for line in (out / "make-calls").read_text().splitlines())
+
+
+def test_config_is_regenerated_only_when_its_inputs_change(tmp_path, fake_make):
+    tree = make_fake_tree(tmp_path / "linux")
+    out = tmp_path / "out"
+    fragment = write_fragment(tmp_path / "f.config", "CONFIG_KVM=y")
+    kbuild.build(tree, out, fragment=fragment, jobs=1)
+    kbuild.build(tree, out, fragment=fragment, jobs=1)
+    assert tinyconfig_runs(out) == 1
+    (tree / "arch" / "x86" / "Kconfig").write_text("config NEW\n")
+    kbuild.build(tree, out, fragment=fragment, jobs=1)
+    assert tinyconfig_runs(out) == 2
+    write_fragment(fragment, "CONFIG_KVM=y", "CONFIG_EXTRA=y")
+    artifacts = kbuild.build(tree, out, fragment=fragment, jobs=1)
+    assert tinyconfig_runs(out) == 3
+    assert kbuild.parse_config(artifacts.config.read_text())["CONFIG_EXTRA"] == "y"

@@ -1,0 +1,343 @@
+// Shared/private memory on mainline: KVM_SET_MEMORY_ATTRIBUTES on the VM, what a guest reads and
+// writes through guest_memfd-backed memslots, and KVM_EXIT_MEMORY_FAULT on a mismatch.
+//
+// The private cases need KVM_X86_SW_PROTECTED_VM (CONFIG_KVM_SW_PROTECTED_VM); the sharing cases
+// run on a KVM_X86_DEFAULT_VM with guest_memfd mmap. Guest code is fixtures/guest_payloads.h's agent.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+
+#include "fixtures/fault.h"
+#include "fixtures/guest_payloads.h"
+#include "fixtures/kvm.h"
+#include "fixtures/require.h"
+#include "fixtures/syscall_matchers.h"
+#include "fixtures/vm_fixture.h"
+
+namespace gmem {
+namespace {
+
+uint64_t PageSize() { return static_cast<uint64_t>(getpagesize()); }
+
+// A byte inside page `page` of the agent's window; not at offset 0, so a page-granular mix-up
+// cannot hide behind the first byte.
+uint64_t Gpa(uint64_t page) { return kAgentDataGpa + page * PageSize() + 0x123; }
+size_t HostOffset(uint64_t page) { return page * PageSize() + 0x123; }
+
+// ---- KVM_SET_MEMORY_ATTRIBUTES: what each VM type accepts ----
+
+class SwProtectedVmTest : public VmTest {
+ protected:
+  SwProtectedVmTest() : VmTest(KVM_X86_SW_PROTECTED_VM) {}
+};
+
+using DefaultVmAttributes = VmTest;
+using VmAttributes = SwProtectedVmTest;
+
+// A VM without private memory advertises no attributes for itself.
+TEST_F(DefaultVmAttributes, AdvertisesNone) {
+  EXPECT_EQ(vm().CheckExtension(KVM_CAP_MEMORY_ATTRIBUTES), 0);
+}
+
+// A VM without private memory refuses PRIVATE: the ioctl reports no attributes (EINVAL), or is not
+// built at all (ENOTTY) when KVM has no memory attributes (KVM_CAP_MEMORY_ATTRIBUTES = 0).
+TEST_F(DefaultVmAttributes, RefusesPrivate) {
+  int expected = ProbedFeatures().Has("kvm.cap.MEMORY_ATTRIBUTES") ? EINVAL : ENOTTY;
+  EXPECT_THAT(vm().RawSetMemoryAttributes(kAgentDataGpa, PageSize(), KVM_MEMORY_ATTRIBUTE_PRIVATE),
+              SyscallFailsWithErrno(expected));
+}
+
+// Clearing every attribute is a no-op a VM without private memory accepts (where the ioctl exists).
+TEST_F(DefaultVmAttributes, AcceptsNoAttributes) {
+  REQUIRE_FEATURE("kvm.cap.MEMORY_ATTRIBUTES");
+  EXPECT_THAT(vm().RawSetMemoryAttributes(kAgentDataGpa, PageSize(), 0), SyscallSucceeds());
+}
+
+// A software-protected VM advertises PRIVATE, as KVM does at system scope.
+TEST_F(VmAttributes, AdvertisesPrivate) {
+  EXPECT_EQ(vm().CheckExtension(KVM_CAP_MEMORY_ATTRIBUTES), KVM_MEMORY_ATTRIBUTE_PRIVATE);
+  EXPECT_EQ(kvm().CheckExtension(KVM_CAP_MEMORY_ATTRIBUTES) & KVM_MEMORY_ATTRIBUTE_PRIVATE,
+            KVM_MEMORY_ATTRIBUTE_PRIVATE);
+}
+
+// Non-zero flags, attribute bits other than PRIVATE, empty, unaligned and wrapping ranges: EINVAL.
+TEST_F(VmAttributes, RejectsInvalidArguments) {
+  REQUIRE_FEATURE("kvm.cap.MEMORY_ATTRIBUTES");
+  const uint64_t page = PageSize(), gpa = kAgentDataGpa, priv = KVM_MEMORY_ATTRIBUTE_PRIVATE;
+  EXPECT_THAT(vm().RawSetMemoryAttributes(gpa, page, priv, 1), SyscallFailsWithErrno(EINVAL));
+  for (int bit = 0; bit < 64; ++bit)
+    if ((1ULL << bit) != priv)
+      EXPECT_THAT(vm().RawSetMemoryAttributes(gpa, page, 1ULL << bit), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(vm().RawSetMemoryAttributes(gpa, 0, priv), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(vm().RawSetMemoryAttributes(gpa + 1, page, priv), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(vm().RawSetMemoryAttributes(gpa, page + 1, priv), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(vm().RawSetMemoryAttributes(~uint64_t{0} & ~(page - 1), 2 * page, priv),
+              SyscallFailsWithErrno(EINVAL));
+}
+
+// Attributes are per GPA, memslot or not; setting what is already set succeeds as a no-op.
+TEST_F(VmAttributes, AcceptsRangesWithoutMemslotAndRepeats) {
+  REQUIRE_FEATURE("kvm.cap.MEMORY_ATTRIBUTES");
+  const uint64_t page = PageSize(), priv = KVM_MEMORY_ATTRIBUTE_PRIVATE;
+  EXPECT_THAT(vm().RawSetMemoryAttributes(1ULL << 32, 16 * page, priv), SyscallSucceeds());
+  EXPECT_THAT(vm().RawSetMemoryAttributes(1ULL << 32, 16 * page, priv), SyscallSucceeds());
+  EXPECT_THAT(vm().RawSetMemoryAttributes((1ULL << 32) + 4 * page, 4 * page, 0), SyscallSucceeds());
+  EXPECT_THAT(vm().RawSetMemoryAttributes((1ULL << 32) + 4 * page, 4 * page, 0), SyscallSucceeds());
+  EXPECT_THAT(vm().RawSetMemoryAttributes(1ULL << 32, 16 * page, 0), SyscallSucceeds());
+}
+
+// ---- Guest code on guest_memfd-backed memory ----
+
+std::string VmTypeFeature(unsigned long vm_type) {
+  std::string name = VmTypeName(vm_type);  // KVM_X86_<X>_VM
+  return "vm_type." + name.substr(8, name.size() - 11);
+}
+
+// A VM of one type running the guest agent, plus the memslot the case puts at kAgentDataGpa.
+class AgentTest : public ::testing::Test {
+ protected:
+  explicit AgentTest(unsigned long vm_type) : vm_type_(vm_type) {}
+
+  void SetUp() override {
+    REQUIRE_FEATURE("kvm");
+    REQUIRE_FEATURE(VmTypeFeature(vm_type_));
+    REQUIRE_FEATURE("vcpu.runs_guest_code");
+    auto kvm = Kvm::Open();
+    ASSERT_TRUE(kvm.ok()) << kvm.error().message();
+    auto agent = GuestAgent::Create(kvm.value(), vm_type_);
+    ASSERT_TRUE(agent.ok()) << agent.error().message();
+    agent_.emplace(std::move(agent).value());
+  }
+
+  GuestAgent& agent() { return *agent_; }
+  const Vm& vm() const { return agent_->vm(); }
+
+  // Binds guest_memfd [0, size) at kAgentDataGpa, with shared memory at `userspace_addr`.
+  Status BindGuestMemfd(const GuestMemfd& gmem, uint64_t size, uint64_t userspace_addr) {
+    auto slot = Memslot::Create(vm(), GmemRegion(kAgentDataSlot, kAgentDataGpa, size, gmem, 0, userspace_addr));
+    if (!slot.ok()) return slot.error();
+    slot_ = std::move(slot).value();
+    return Ok{};
+  }
+  // Binds plain host memory (no guest_memfd) at kAgentDataGpa.
+  Status BindHostMemory(const Mapping& memory) {
+    kvm_userspace_memory_region2 region{};
+    region.slot = kAgentDataSlot;
+    region.guest_phys_addr = kAgentDataGpa;
+    region.memory_size = memory.length();
+    region.userspace_addr = memory.start();
+    auto slot = Memslot::Create(vm(), region);
+    if (!slot.ok()) return slot.error();
+    slot_ = std::move(slot).value();
+    return Ok{};
+  }
+  SyscallResult SetPrivate(uint64_t first_page, uint64_t pages, bool is_private) {
+    return vm().RawSetMemoryAttributes(kAgentDataGpa + first_page * PageSize(), pages * PageSize(),
+                                       is_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0);
+  }
+
+ private:
+  unsigned long vm_type_;
+  std::optional<GuestAgent> agent_;
+  Memslot slot_;
+};
+
+// Host memory with page i filled with `first + i`.
+Result<Mapping> FilledHostMemory(size_t pages, uint8_t first) {
+  auto memory = MapAnonymous(pages * PageSize());
+  if (memory.ok())
+    for (size_t i = 0; i < pages; ++i)
+      std::memset(memory.value().bytes() + i * PageSize(), first + static_cast<uint8_t>(i), PageSize());
+  return memory;
+}
+
+// ---- DEFAULT VM: guest_memfd as memory the guest and the host share (runs without private memory) ----
+
+class GuestMemfdSharing : public AgentTest {
+ protected:
+  GuestMemfdSharing() : AgentTest(KVM_X86_DEFAULT_VM) {}
+};
+
+// MMAP|INIT_SHARED with the guest_memfd mapping as userspace_addr (as VMMs bind it): the guest and
+// the host see one memory, in both directions, page by page, whether KVM faults guest_memfd in or
+// emulates the guest through userspace_addr.
+TEST_F(GuestMemfdSharing, GuestAndHostSeeEachOthersWrites) {
+  REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
+  const uint64_t size = 4 * PageSize();
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
+  ASSERT_OK_AND_ASSIGN(Mapping host, gmem.Map(size));
+  ASSERT_OK(BindGuestMemfd(gmem, size, host.start()));
+
+  EXPECT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x5a), 0x5a));
+  EXPECT_EQ(host.bytes()[HostOffset(0)], 0x5a);
+  host.bytes()[HostOffset(2)] = 0xa7;
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(2)), 0xa7));
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x00));
+  // A host write to a page the guest already has mapped is seen too: one page, not a copy.
+  host.bytes()[HostOffset(0)] = 0x3c;
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x3c));
+}
+
+// Punching a hole frees the page under both: the guest and the host then read zeros there only
+// (userspace_addr is the guest_memfd mapping, as above).
+TEST_F(GuestMemfdSharing, PunchHoleZeroesThePageForGuestAndHost) {
+  REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
+  const uint64_t size = 2 * PageSize();
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
+  ASSERT_OK_AND_ASSIGN(Mapping host, gmem.Map(size));
+  ASSERT_OK(BindGuestMemfd(gmem, size, host.start()));
+  ASSERT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x33), 0x33));
+  ASSERT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x44), 0x44));
+
+  ASSERT_THAT(gmem.RawPunchHole(PageSize(), PageSize()), SyscallSucceeds());
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x00));
+  EXPECT_EQ(host.bytes()[HostOffset(1)], 0x00);
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x33));
+}
+
+// MMAP without INIT_SHARED: the memory is private, so the host faults (SIGBUS), yet the guest of
+// a VM without private memory still uses it, since KVM takes every fault from an MMAP guest_memfd.
+TEST_F(GuestMemfdSharing, MmapWithoutInitSharedIsGuestOnly) {
+  REQUIRE_FEATURE("gmem.flag.MMAP");
+  REQUIRE_GUEST_MEMFD_FAULTS();
+  const uint64_t size = 2 * PageSize();
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size, GUEST_MEMFD_FLAG_MMAP));
+  ASSERT_OK_AND_ASSIGN(Mapping host, gmem.Map(size));
+  ASSERT_OK(BindGuestMemfd(gmem, size, host.start()));
+
+  EXPECT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x61), 0x61));
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x61));
+  EXPECT_TRUE(TouchRaises(host.bytes() + HostOffset(1), Access::kRead, SIGBUS));
+  EXPECT_TRUE(TouchRaises(host.bytes() + HostOffset(0), Access::kWrite, SIGBUS));
+}
+
+// Without MMAP the guest_memfd is never consumed on a VM without private memory: every GPA is
+// shared, so the guest reads and writes the memslot's userspace_addr.
+TEST_F(GuestMemfdSharing, SlotWithoutMmapUsesUserspaceAddr) {
+  REQUIRE_FEATURE("gmem");
+  ASSERT_OK_AND_ASSIGN(Mapping host, FilledHostMemory(2, 0x66));
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(host.length(), 0));
+  ASSERT_OK(BindGuestMemfd(gmem, host.length(), host.start()));
+
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x67));
+  EXPECT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x77), 0x77));
+  EXPECT_EQ(host.bytes()[HostOffset(0)], 0x77);
+}
+
+// Once the guest_memfd of a guest_memfd-only memslot is closed, a guest access cannot be resolved:
+// KVM_RUN fails with EFAULT and KVM_EXIT_MEMORY_FAULT for that page, without the PRIVATE flag.
+TEST_F(GuestMemfdSharing, ClosedGuestMemfdExitsWithMemoryFault) {
+  REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
+  REQUIRE_FEATURE("kvm.cap.MEMORY_FAULT_INFO");
+  REQUIRE_GUEST_MEMFD_FAULTS();
+  const uint64_t size = 2 * PageSize();
+  ASSERT_OK_AND_ASSIGN(Mapping unused, MapAnonymous(size));  // a legal userspace_addr, never consumed
+  std::optional<GuestMemfd> gmem;
+  {
+    ASSERT_OK_AND_ASSIGN(GuestMemfd created, vm().CreateGuestMemfd(size, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
+    gmem.emplace(std::move(created));
+  }
+  ASSERT_OK(BindGuestMemfd(*gmem, size, unused.start()));
+  ASSERT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x21), 0x21));
+
+  gmem.reset();  // the last reference: the file is released and the memslot loses it
+  EXPECT_TRUE(GuestMemoryFault(agent().Read(Gpa(1)), Gpa(1) & ~(PageSize() - 1), PageSize(), 0));
+}
+
+// ---- KVM_X86_SW_PROTECTED_VM: private memory from guest_memfd, shared from userspace_addr ----
+
+class VmConversion : public AgentTest {
+ protected:
+  VmConversion() : AgentTest(KVM_X86_SW_PROTECTED_VM) {}
+  void SetUp() override {
+    AgentTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    REQUIRE_FEATURE("kvm.cap.MEMORY_ATTRIBUTES");
+    REQUIRE_FEATURE("kvm.cap.MEMORY_FAULT_INFO");
+    REQUIRE_GUEST_MEMFD_FAULTS();
+  }
+};
+
+uint64_t PageGpa(uint64_t page) { return kAgentDataGpa + page * PageSize(); }
+
+// A private GPA in a memslot without guest_memfd cannot be mapped: KVM_EXIT_MEMORY_FAULT with
+// the page's GPA, one page, and the PRIVATE flag; for reads and writes alike.
+TEST_F(VmConversion, PrivateGpaWithoutGuestMemfdExitsWithMemoryFault) {
+  ASSERT_OK_AND_ASSIGN(Mapping host, FilledHostMemory(2, 0x10));
+  ASSERT_OK(BindHostMemory(host));
+  ASSERT_THAT(SetPrivate(1, 1, true), SyscallSucceeds());
+
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x10));
+  EXPECT_TRUE(GuestMemoryFault(agent().Read(Gpa(1)), PageGpa(1), PageSize(), KVM_MEMORY_EXIT_FLAG_PRIVATE));
+  // Converting the page back is what a VMM does on that exit: the retried access then completes.
+  ASSERT_THAT(SetPrivate(1, 1, false), SyscallSucceeds());
+  EXPECT_TRUE(GuestSaw(agent().Resume(), 0x11));
+  ASSERT_THAT(SetPrivate(0, 1, true), SyscallSucceeds());
+  EXPECT_TRUE(GuestMemoryFault(agent().Write(Gpa(0), 0x99), PageGpa(0), PageSize(), KVM_MEMORY_EXIT_FLAG_PRIVATE));
+}
+
+// A private GPA with no memslot at all exits the same way (no MMIO emulation for private GPAs).
+TEST_F(VmConversion, PrivateGpaWithoutMemslotExitsWithMemoryFault) {
+  ASSERT_THAT(SetPrivate(3, 1, true), SyscallSucceeds());
+  EXPECT_TRUE(GuestMemoryFault(agent().Read(Gpa(3)), PageGpa(3), PageSize(), KVM_MEMORY_EXIT_FLAG_PRIVATE));
+}
+
+// Private reads come from guest_memfd, shared ones from userspace_addr; converting switches which,
+// and neither side's contents are touched: private -> shared -> private finds the private data again.
+TEST_F(VmConversion, RoundTripSwitchesBackingAndKeepsBoth) {
+  REQUIRE_FEATURE("gmem.SW_PROTECTED");
+  ASSERT_OK_AND_ASSIGN(Mapping host, FilledHostMemory(1, 0x22));
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(PageSize(), 0));
+  ASSERT_OK(BindGuestMemfd(gmem, PageSize(), host.start()));
+
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x22));  // all memory starts shared
+  ASSERT_THAT(SetPrivate(0, 1, true), SyscallSucceeds());
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x00));  // a fresh guest_memfd page
+  EXPECT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x11), 0x11));
+  EXPECT_EQ(host.bytes()[HostOffset(0)], 0x22);  // the private write stayed out of host memory
+
+  ASSERT_THAT(SetPrivate(0, 1, false), SyscallSucceeds());
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x22));
+  ASSERT_THAT(SetPrivate(0, 1, true), SyscallSucceeds());
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x11));
+}
+
+// A conversion covers exactly its range: pages around it keep their backing, and a later partial
+// conversion inside a private range splits it.
+TEST_F(VmConversion, PartialRangesConvertOnlyTheirPages) {
+  REQUIRE_FEATURE("gmem.SW_PROTECTED");
+  ASSERT_OK_AND_ASSIGN(Mapping host, FilledHostMemory(4, 0xa0));
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(host.length(), 0));
+  ASSERT_OK(BindGuestMemfd(gmem, host.length(), host.start()));
+
+  ASSERT_THAT(SetPrivate(1, 2, true), SyscallSucceeds());
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0xa0));
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x00));
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(2)), 0x00));
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(3)), 0xa3));
+
+  ASSERT_THAT(SetPrivate(2, 1, false), SyscallSucceeds());
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x00));
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(2)), 0xa2));
+}
+
+// Punching a hole in guest_memfd discards private contents: the guest's next private read is zero.
+TEST_F(VmConversion, PunchHoleDiscardsPrivateContents) {
+  REQUIRE_FEATURE("gmem.SW_PROTECTED");
+  ASSERT_OK_AND_ASSIGN(Mapping host, FilledHostMemory(2, 0x50));
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(host.length(), 0));
+  ASSERT_OK(BindGuestMemfd(gmem, host.length(), host.start()));
+  ASSERT_THAT(SetPrivate(0, 2, true), SyscallSucceeds());
+  ASSERT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x5e), 0x5e));
+  ASSERT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x5f), 0x5f));
+
+  ASSERT_THAT(gmem.RawPunchHole(0, PageSize()), SyscallSucceeds());
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x00));
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x5f));
+}
+
+}  // namespace
+}  // namespace gmem

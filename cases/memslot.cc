@@ -1,0 +1,305 @@
+// KVM_SET_USER_MEMORY_REGION2 with KVM_MEM_GUEST_MEMFD: which bindings of a guest_memfd file the
+// kernel accepts, what a bound slot allows, and what happens when either side goes away.
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <span>
+
+#include "fixtures/backends.h"
+#include "fixtures/guest.h"
+#include "fixtures/kernel_changes.h"
+#include "fixtures/kvm.h"
+#include "fixtures/require.h"
+#include "fixtures/syscall_matchers.h"
+#include "fixtures/vm_fixture.h"
+
+namespace gmem {
+namespace {
+
+constexpr uint64_t kGpa = 1ULL << 30;
+
+// A default VM that can bind guest_memfd memslots. Kernels before 6.18 create guest_memfd files on
+// any VM but bind them only on VM types with private memory; the per-VM capability tells.
+class MemslotBinding : public VmTest {
+ protected:
+  void SetUp() override {
+    VmTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    REQUIRE_FEATURE("gmem");
+    if (vm().CheckExtension(KVM_CAP_GUEST_MEMFD) == 0)
+      GTEST_SKIP() << "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) on a KVM_X86_DEFAULT_VM = 0: this "
+                      "VM type cannot bind guest_memfd memslots";
+  }
+
+  static uint64_t P(uint64_t pages) { return pages * page_size(); }
+
+  // Binds `gmem` [offset, offset + size) at `gpa` in `slot` of the fixture's VM.
+  SyscallResult Bind(uint32_t slot, uint64_t gpa, uint64_t size, const GuestMemfd& gmem,
+                     uint64_t offset, uint64_t userspace_addr = 0) const {
+    return vm().RawSetMemoryRegion2(GmemRegion(slot, gpa, size, gmem, offset, userspace_addr));
+  }
+  // The same, with another file descriptor where the guest_memfd should be.
+  SyscallResult BindFd(int fd, const GuestMemfd& gmem) const {
+    kvm_userspace_memory_region2 region = GmemRegion(1, kGpa, P(1), gmem, 0);
+    region.guest_memfd = static_cast<__u32>(fd);
+    return vm().RawSetMemoryRegion2(region);
+  }
+  // A plain (userspace memory) slot: the test of whether a GPA range is still taken.
+  SyscallResult BindAnonymous(uint32_t slot, uint64_t gpa, const Mapping& memory) const {
+    kvm_userspace_memory_region2 region{};
+    region.slot = slot;
+    region.guest_phys_addr = gpa;
+    region.memory_size = memory.length();
+    region.userspace_addr = memory.start();
+    return vm().RawSetMemoryRegion2(region);
+  }
+};
+
+// Offsets inside the file bind; neighbouring ranges of one file bind to different slots.
+TEST_F(MemslotBinding, BindsRangesInsideTheFile) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  EXPECT_THAT(Bind(1, kGpa, P(2), gmem, 0), SyscallSucceeds());
+  EXPECT_THAT(Bind(2, kGpa + P(8), P(2), gmem, P(2)), SyscallSucceeds());
+}
+
+// Offsets that are not page aligned are refused.
+TEST_F(MemslotBinding, RejectsUnalignedOffset) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  for (uint64_t offset : {uint64_t{1}, P(1) / 2, P(1) - 1, P(1) + 8})
+    EXPECT_THAT(Bind(1, kGpa, P(1), gmem, offset), SyscallFailsWithErrno(EINVAL));
+}
+
+// A range reaching past the end of the file is refused.
+TEST_F(MemslotBinding, RejectsRangePastEndOfFile) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  EXPECT_THAT(Bind(1, kGpa, P(2), gmem, P(3)), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(Bind(1, kGpa, P(1), gmem, P(4)), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(Bind(1, kGpa, P(5), gmem, 0), SyscallFailsWithErrno(EINVAL));
+}
+
+// Offsets at or above 2^63, and offset + size wrapping past 2^64, are refused.
+TEST_F(MemslotBinding, RejectsHugeOffsets) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  EXPECT_THAT(Bind(1, kGpa, P(1), gmem, 1ULL << 63), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(Bind(1, kGpa, P(2), gmem, ~(P(1) - 1)), SyscallFailsWithErrno(EINVAL));
+}
+
+// An offset whose sum with the size passes 2^63: accepted while the check was signed.
+TEST_F(MemslotBinding, OffsetPlusSizePastTwoToThe63) {
+  ChangeVerdict change = ForRunningKernel("gmem_bind_signed_overflow");
+  SCOPED_TRACE(change.explanation());
+  ASSERT_TRUE(change.known());
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  SyscallResult bound = Bind(1, kGpa, P(2), gmem, (1ULL << 63) - P(1));
+  if (change.gives_new())
+    EXPECT_THAT(bound, SyscallFailsWithErrno(EINVAL));
+  else
+    EXPECT_THAT(bound, SyscallSucceeds());  // deleted with the VM; nothing touches it
+}
+
+// File offsets already bound to another slot are refused, even at a free GPA range.
+TEST_F(MemslotBinding, RejectsOverlappingFileRange) {
+  ChangeVerdict change = ForRunningKernel("gmem_bind_overlap");
+  SCOPED_TRACE(change.explanation());
+  ASSERT_TRUE(change.known());
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(8)));
+  ASSERT_THAT(Bind(1, kGpa, P(4), gmem, P(2)), SyscallSucceeds());  // file pages [2, 6)
+  struct Pages { uint64_t first, count; };
+  for (Pages overlap : {Pages{0, 3}, Pages{4, 3}, Pages{3, 1}})  // the front, the back, inside
+    EXPECT_THAT(Bind(2, kGpa + P(16), P(overlap.count), gmem, P(overlap.first)),
+                SyscallFailsWithErrno(change.Pick(EINVAL, EEXIST)));
+}
+
+// GPA ranges that overlap another slot are refused with EEXIST, whatever the file offsets.
+TEST_F(MemslotBinding, RejectsOverlappingGpaRange) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(8)));
+  ASSERT_THAT(Bind(1, kGpa, P(2), gmem, 0), SyscallSucceeds());
+  EXPECT_THAT(Bind(2, kGpa + P(1), P(2), gmem, P(4)), SyscallFailsWithErrno(EEXIST));
+  EXPECT_THAT(Bind(2, kGpa - P(1), P(2), gmem, P(4)), SyscallFailsWithErrno(EEXIST));
+}
+
+// A guest_memfd created by another VM cannot be bound.
+TEST_F(MemslotBinding, RejectsAnotherVmsGmem) {
+  ASSERT_OK_AND_ASSIGN(Vm other, kvm().CreateVm());
+  ASSERT_OK_AND_ASSIGN(GuestMemfd foreign, other.CreateGuestMemfd(P(4)));
+  EXPECT_THAT(Bind(1, kGpa, P(1), foreign, 0), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(other.RawSetMemoryRegion2(GmemRegion(1, kGpa, P(1), foreign, 0)), SyscallSucceeds());
+}
+
+// File descriptors that are not a guest_memfd are refused; a closed descriptor with EBADF.
+TEST_F(MemslotBinding, RejectsOtherFileDescriptors) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  ASSERT_OK_AND_ASSIGN(BackendFile memfd, FindBackend("memfd")->Create(P(4)));
+  EXPECT_THAT(BindFd(memfd.fd.get(), gmem), SyscallFailsWithErrno(EINVAL)) << "a memfd";
+  EXPECT_THAT(BindFd(kvm().fd(), gmem), SyscallFailsWithErrno(EINVAL)) << "the /dev/kvm fd";
+  EXPECT_THAT(BindFd(vm().fd(), gmem), SyscallFailsWithErrno(EINVAL)) << "the VM fd";
+  EXPECT_THAT(BindFd(INT_MAX, gmem), SyscallFailsWithErrno(EBADF)) << "no open file";
+}
+
+// No other memslot flag (dirty logging, read-only, unknown bits) combines with KVM_MEM_GUEST_MEMFD.
+TEST_F(MemslotBinding, RejectsOtherFlagsAlongside) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  for (int bit = 0; bit < 32; ++bit) {
+    kvm_userspace_memory_region2 region = GmemRegion(1, kGpa, P(1), gmem, 0);
+    if ((1U << bit) == KVM_MEM_GUEST_MEMFD) continue;
+    region.flags |= 1U << bit;
+    EXPECT_THAT(vm().RawSetMemoryRegion2(region), SyscallFailsWithErrno(EINVAL));
+  }
+}
+
+// A guest_memfd slot is immutable: moving it, re-setting it or dropping the flag is refused.
+TEST_F(MemslotBinding, SlotCannotBeMovedOrModified) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  kvm_userspace_memory_region2 region = GmemRegion(1, kGpa, P(2), gmem, 0);
+  ASSERT_OK_AND_ASSIGN(Memslot slot, Memslot::Create(vm(), region));
+  kvm_userspace_memory_region2 moved = region;
+  moved.guest_phys_addr = kGpa + P(16);
+  EXPECT_THAT(vm().RawSetMemoryRegion2(moved), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(vm().RawSetMemoryRegion2(region), SyscallFailsWithErrno(EINVAL));
+  kvm_userspace_memory_region2 plain = region;
+  plain.flags = 0;
+  EXPECT_THAT(vm().RawSetMemoryRegion2(plain), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(slot.Delete(), SyscallSucceeds());
+}
+
+// Deleting a slot unbinds its file range: the range binds again, in the same or another slot.
+TEST_F(MemslotBinding, UnbindAndRebind) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  ASSERT_OK_AND_ASSIGN(Memslot first, Memslot::Create(vm(), GmemRegion(1, kGpa, P(4), gmem, 0)));
+  ASSERT_THAT(first.Delete(), SyscallSucceeds());
+  ASSERT_OK_AND_ASSIGN(Memslot second, Memslot::Create(vm(), GmemRegion(2, kGpa + P(16), P(4), gmem, 0)));
+  ASSERT_THAT(second.Delete(), SyscallSucceeds());
+  EXPECT_THAT(Bind(1, kGpa, P(4), gmem, 0), SyscallSucceeds());
+}
+
+// Closing the guest_memfd leaves its slot in place (its GPAs stay taken) and deletable.
+TEST_F(MemslotBinding, ClosingBoundGmemKeepsTheSlot) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  ASSERT_OK_AND_ASSIGN(Memslot slot, Memslot::Create(vm(), GmemRegion(1, kGpa, P(4), gmem, 0)));
+  gmem.release().reset();
+  ASSERT_OK_AND_ASSIGN(Mapping memory, MapAnonymous(P(1)));
+  EXPECT_THAT(BindAnonymous(2, kGpa, memory), SyscallFailsWithErrno(EEXIST));
+  EXPECT_THAT(slot.Delete(), SyscallSucceeds());
+  EXPECT_THAT(BindAnonymous(2, kGpa, memory), SyscallSucceeds());
+}
+
+// A guest_memfd keeps working after every descriptor of its VM is closed, even with a slot bound.
+TEST_F(MemslotBinding, GmemOutlivesItsVm) {
+  REQUIRE_FEATURE("gmem.flag.MMAP");
+  REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
+  GuestMemfd gmem;
+  {
+    ASSERT_OK_AND_ASSIGN(Vm other, kvm().CreateVm());
+    ASSERT_OK_AND_ASSIGN(gmem, other.CreateGuestMemfd(P(4), GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
+    ASSERT_THAT(other.RawSetMemoryRegion2(GmemRegion(1, kGpa, P(2), gmem, 0)), SyscallSucceeds());
+  }
+  ASSERT_OK_AND_ASSIGN(Mapping memory, gmem.Map(P(4)));
+  memory.bytes()[P(1)] = 0x5a;
+  EXPECT_EQ(memory.bytes()[P(1)], 0x5a);
+  EXPECT_THAT(gmem.RawFallocate(0, 0, static_cast<off_t>(P(4))), SyscallSucceeds());
+  EXPECT_THAT(gmem.RawPunchHole(static_cast<off_t>(P(1)), static_cast<off_t>(P(1))), SyscallSucceeds());
+  EXPECT_EQ(memory.bytes()[P(1)], 0) << "a punched page reads back as zeroes";
+  struct stat st {};
+  ASSERT_EQ(fstat(gmem.fd(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), P(4));
+}
+
+// userspace_addr of a guest_memfd slot only has to be a legal user address: 0 and unrelated
+// memory are accepted for a mappable guest_memfd too.
+TEST_F(MemslotBinding, AcceptsAnyLegalUserspaceAddr) {
+  REQUIRE_FEATURE("gmem.flag.MMAP");
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4), GUEST_MEMFD_FLAG_MMAP));
+  ASSERT_OK_AND_ASSIGN(Mapping unrelated, MapAnonymous(P(1)));
+  EXPECT_THAT(Bind(1, kGpa, P(1), gmem, 0, 0), SyscallSucceeds());
+  EXPECT_THAT(Bind(2, kGpa + P(1), P(1), gmem, P(1), unrelated.start()), SyscallSucceeds());
+}
+
+// An unaligned or non-user userspace_addr is refused even though guest_memfd backs the slot.
+TEST_F(MemslotBinding, RejectsIllegalUserspaceAddr) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
+  ASSERT_OK_AND_ASSIGN(Mapping memory, MapAnonymous(P(2)));
+  EXPECT_THAT(Bind(1, kGpa, P(1), gmem, 0, memory.start() + 8), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(Bind(1, kGpa, P(1), gmem, 0, 0xffff800000000000ULL), SyscallFailsWithErrno(EINVAL));
+}
+
+// ---- with a vCPU running guest code ----
+
+// Runs the vCPU once and checks that it stopped on an OUT of `value` to kProbePort.
+::testing::AssertionResult RunsToOut(const Vcpu& vcpu, uint8_t value) {
+  SyscallResult r = vcpu.RawRun();
+  if (!r.ok()) return ::testing::AssertionFailure() << r.Describe();
+  const kvm_run* run = vcpu.run();
+  if (run->exit_reason != KVM_EXIT_IO)
+    return ::testing::AssertionFailure() << "KVM_RUN exited with " << ExitReasonName(run->exit_reason)
+                                         << ", expected KVM_EXIT_IO";
+  uint8_t data = reinterpret_cast<const uint8_t*>(run)[run->io.data_offset];
+  if (run->io.port != kProbePort || data != value)
+    return ::testing::AssertionFailure() << "OUT " << +data << " to port " << run->io.port
+                                         << ", expected " << +value << " to port " << kProbePort;
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult RunsToHlt(const Vcpu& vcpu) {
+  SyscallResult r = vcpu.RawRun();
+  if (!r.ok()) return ::testing::AssertionFailure() << r.Describe();
+  if (vcpu.run()->exit_reason != KVM_EXIT_HLT)
+    return ::testing::AssertionFailure() << "KVM_RUN exited with "
+                                         << ExitReasonName(vcpu.run()->exit_reason) << ", expected KVM_EXIT_HLT";
+  return ::testing::AssertionSuccess();
+}
+
+// The GPA right after the guest's code slot, reachable from real mode through DS = 0x1000.
+constexpr uint64_t kGmemGpa = kGuestMemSize;
+// mov ax,0x1000; mov ds,ax; mov al,[0]; out 0x10,al; mov byte [1],0xa5; hlt
+constexpr uint8_t kReadThenWrite[] = {0xb8, 0x00, 0x10, 0x8e, 0xd8, 0xa0, 0x00, 0x00, 0xe6,
+                                      0x10, 0xc6, 0x06, 0x01, 0x00, 0xa5, 0xf4};
+
+class MemslotGuest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    REQUIRE_FEATURE("gmem.flag.MMAP");
+    REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
+    REQUIRE_FEATURE("vcpu.runs_guest_code");
+    ASSERT_OK_AND_ASSIGN(Kvm kvm, Kvm::Open());
+    ASSERT_OK_AND_ASSIGN(guest_, CreateRealModeGuest(kvm, KVM_X86_DEFAULT_VM, code()));
+    if (guest_.vm.CheckExtension(KVM_CAP_GUEST_MEMFD) == 0)
+      GTEST_SKIP() << "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) on a KVM_X86_DEFAULT_VM = 0";
+  }
+  virtual std::span<const uint8_t> code() const { return kReadThenWrite; }
+  uint64_t page() const { return static_cast<uint64_t>(getpagesize()); }
+
+  RealModeGuest guest_;
+};
+
+// With userspace_addr at the guest_memfd's own mapping, guest and host share the memory both ways.
+TEST_F(MemslotGuest, GuestSharesMemoryWithTheMapping) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, guest_.vm.CreateGuestMemfd(page(), GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
+  ASSERT_OK_AND_ASSIGN(Mapping memory, gmem.Map(page()));
+  memory.bytes()[0] = 0x5a;
+  ASSERT_OK_AND_ASSIGN(Memslot slot, Memslot::Create(guest_.vm, GmemRegion(1, kGmemGpa, page(), gmem, 0, memory.start())));
+  EXPECT_TRUE(RunsToOut(guest_.vcpu, 0x5a)) << "the guest reads what the host wrote";
+  ASSERT_TRUE(RunsToHlt(guest_.vcpu));
+  EXPECT_EQ(memory.bytes()[1], 0xa5) << "the host reads what the guest wrote";
+}
+
+class MemslotGuestProbe : public MemslotGuest {
+  std::span<const uint8_t> code() const override { return kOutThenHlt; }
+};
+
+// Closing a bound guest_memfd does not break the VM: its vCPU runs, the slot deletes, the GPA rebinds.
+TEST_F(MemslotGuestProbe, VmRunsAfterBoundGmemIsClosed) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, guest_.vm.CreateGuestMemfd(page(), GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
+  ASSERT_OK_AND_ASSIGN(Memslot slot, Memslot::Create(guest_.vm, GmemRegion(1, kGmemGpa, page(), gmem, 0)));
+  gmem.release().reset();
+  EXPECT_TRUE(RunsToOut(guest_.vcpu, kProbeValue));
+  EXPECT_TRUE(RunsToHlt(guest_.vcpu));
+  EXPECT_THAT(slot.Delete(), SyscallSucceeds());
+  ASSERT_OK_AND_ASSIGN(GuestMemfd again, guest_.vm.CreateGuestMemfd(page(), GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
+  EXPECT_THAT(guest_.vm.RawSetMemoryRegion2(GmemRegion(1, kGmemGpa, page(), again, 0)), SyscallSucceeds());
+}
+
+}  // namespace
+}  // namespace gmem

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The suite inside Debian kernels booted under QEMU (KVM when the host can, else TCG), checked
+# against ci/expect/<kernel>.txt: fails unless every listed case did what its line says. Then
+# the harness's own real-guest tests (crash mid-case, guest killed mid-case, splat, no KVM).
+#   GMEMTEST_CI_KERNELS="7.2.13+deb14-cloud-amd64 ..."  kernels to boot (default: the three below)
+#   GMEMTEST_SKIP_HARNESS_VM=1                          skip the harness's real-guest tests
+# Exit codes: gmemharness's (0 ok, 3 crash, 4 timeout, 5 infrastructure, 6 expectation not met).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${GMEMTEST_BUILD:-build}
+read -r -a kernels <<<"${GMEMTEST_CI_KERNELS:-7.2.13+deb14-cloud-amd64 7.3.4+deb13-cloud-amd64 6.12.107+deb13-cloud-amd64}"
+out="$PWD/results/vm"
+rm -rf "$out"
+
+echo "== suite in ${kernels[*]}"
+(cd harness && /usr/bin/python3 -m gmemharness run "${kernels[@]}" --binary "../$build/cases/gmemtest" \
+   --out "$out" --expect ../ci/expect --resume --quiet --color never)
+
+if [[ "${GMEMTEST_SKIP_HARNESS_VM:-0}" != 1 ]]; then
+  echo "== harness tests in a real guest"
+  (cd harness && /usr/bin/python3 -m pytest -q -p no:cacheprovider -m vm tests/test_vm.py \
+     --junitxml="$out/harness-vm-junit.xml")
+fi

@@ -1,0 +1,206 @@
+"""Command line: run the suite on kernels, build images, fetch kernels, re-render reports."""
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import debkernel, expect, image, kernels, matrix, qemu, reports, session
+from .errors import InfraError
+from .outcomes import EXIT_CODES, EXIT_EXPECTATIONS, RunOutcome
+from .progress import TerminalProgress
+from .results import KernelRun, overall, runs_from_json
+
+DEFAULT_BINARY = next((p for p in (image.REPO / "build/cases/gmemtest", image.REPO / "build/gmemtest")
+                       if p.is_file()), image.REPO / "build/cases/gmemtest")
+DEFAULT_OUT = image.REPO / "results" / "gmemharness"
+EXIT_INFRA = EXIT_CODES[RunOutcome.INFRA]
+
+EPILOG = """kernels: a Debian kernel (7.2.13+deb14-cloud-amd64, or 7.2 for the newest 7.2 cloud
+kernel), a bzImage file (modules from --modules), or a kernel source tree (built with
+vm-images/config). Exit codes: 0 ok, 1 a case failed, 2 usage, 3 kernel crash, 4 timeout,
+5 infrastructure error, 6 an expected case did not pass (--expect)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    suite_args: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, suite_args = argv[:at], argv[at + 1:]
+    args = parser.parse_args(argv)
+    args.suite_args = suite_args
+    try:
+        return args.func(args)
+    except InfraError as e:
+        print(f"gmemharness: error: {e}", file=sys.stderr)
+        return EXIT_INFRA
+    except KeyboardInterrupt:
+        print("gmemharness: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gmemharness", description="Run gmemtest inside kernels under QEMU.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="boot kernels and run the suite (args after -- go to the suite)",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("kernels", nargs="*", metavar="KERNEL")
+    run.add_argument("--kernel-tree", action="append", default=[], metavar="DIR",
+                     help="a kernel source tree to build (with vm-images/config) and boot; repeatable")
+    _add_image_args(run)
+    run.add_argument("--filter", dest="gtest_filter", help="--gtest_filter for the suite")
+    run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    run.add_argument("--memory", type=int, default=2048, metavar="MiB")
+    run.add_argument("--cpus", type=int, default=1)
+    run.add_argument("--boot-timeout", type=float, default=120, metavar="S",
+                     help="seconds from QEMU start to the suite's first event (default 120)")
+    run.add_argument("--case-timeout", type=float, default=120, metavar="S", help="per case (default 120)")
+    run.add_argument("--run-timeout", type=float, default=1800, metavar="S", help="per boot (default 1800)")
+    run.add_argument("--resume", action="store_true", help="after a crashed or timed-out case, reboot "
+                     "and run the remaining cases")
+    run.add_argument("--jobs", type=int, default=0, help="kernels booted at once (default: one per core)")
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"logs and reports go here (default {DEFAULT_OUT})")
+    run.add_argument("--diff", nargs=2, metavar=("BASE", "NEW"), help="name regressions from BASE to NEW "
+                     "(default with exactly two kernels: first -> second)")
+    run.add_argument("--expect", type=Path, metavar="DIR", help="fail (exit 6) unless every case listed "
+                     "in DIR/<kernel>.txt passed")
+    run.add_argument("--write-expect", type=Path, metavar="DIR", help="write each kernel's passing cases to DIR")
+    run.add_argument("-q", "--quiet", action="store_true", help="progress shows only failures")
+    run.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    run.set_defaults(func=cmd_run)
+
+    img = sub.add_parser("image", help="build a test image (initramfs) for a kernel")
+    img.add_argument("kernel", metavar="KERNEL")
+    _add_image_args(img)
+    img.add_argument("-o", "--output", type=Path, required=True)
+    img.set_defaults(func=cmd_image)
+
+    fetch = sub.add_parser("fetch", help="download and cache Debian kernels, print where they are")
+    fetch.add_argument("specs", nargs="+", metavar="VERSION")
+    fetch.set_defaults(func=cmd_fetch)
+
+    rep = sub.add_parser("report", help="print the matrix (and diff) of a results.json")
+    rep.add_argument("results", type=Path)
+    rep.add_argument("--format", choices=("terminal", "markdown", "html", "junit", "ktap"), default="terminal")
+    rep.add_argument("--diff", nargs=2, metavar=("BASE", "NEW"))
+    rep.set_defaults(func=cmd_report)
+    return p
+
+
+def _add_image_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--binary", type=Path, default=DEFAULT_BINARY, help=f"suite binary (default {DEFAULT_BINARY})")
+    p.add_argument("--extra-binary", type=Path, action="append", default=[],
+                   help="another program to put in the image (e.g. build/gmemtest_bench)")
+    p.add_argument("--modules", type=Path, help="modules directory for a bzImage KERNEL")
+    p.add_argument("--module", dest="extra_modules", action="append", default=[],
+                   help="another kernel module to load at boot")
+
+
+def cmd_run(args) -> int:
+    qemu.qemu_binary()   # no QEMU: say so before fetching or building anything
+    sources = [kernels.resolve(spec, args.modules) for spec in args.kernels]
+    sources += [kernels.from_tree(Path(tree)) for tree in args.kernel_tree]
+    if not sources:
+        print("gmemharness: error: no kernel given: name a Debian kernel, a bzImage or --kernel-tree DIR",
+              file=sys.stderr)
+        return 2
+    for source in sources:
+        print(f"{source.label}: {source.release} from {source.origin}", file=sys.stderr)
+    _check_unique_labels(sources)
+    opts = session.RunOptions(
+        binary=args.binary.resolve(), out_dir=args.out.resolve(),
+        extra_binaries=[b.resolve() for b in args.extra_binary], gtest_filter=args.gtest_filter,
+        suite_args=args.suite_args, accel=args.accel, memory_mb=args.memory, cpus=args.cpus,
+        boot_timeout=args.boot_timeout, case_timeout=args.case_timeout, run_timeout=args.run_timeout,
+        resume=args.resume, extra_modules=args.extra_modules)
+    if not opts.binary.is_file():
+        raise InfraError(f"suite binary {opts.binary} does not exist (build it: cmake --build build)")
+    progress = TerminalProgress(verbose=not args.quiet)
+    jobs = args.jobs or max(1, min(len(sources), (os.cpu_count() or 1) // max(1, args.cpus)))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = list(pool.map(lambda k: session.run_kernel(k, opts, progress), sources))
+    _write_reports(runs, opts.out_dir)
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    print(matrix.terminal(runs, color=color))
+    pair = args.diff or ([runs[0].label, runs[1].label] if len(runs) == 2 else None)
+    if pair:
+        print(matrix.diff(*_pick(runs, pair)).text())
+    print(f"reports in {opts.out_dir}: results.json junit.xml results.ktap matrix.md matrix.html")
+    if args.write_expect:
+        for run in runs:
+            if run.outcome != RunOutcome.INFRA:
+                print(f"wrote {expect.write_expectations(args.write_expect, run)}")
+    code = EXIT_CODES[overall(runs)]
+    if args.expect:
+        return _expectation_verdict(args.expect, runs, code)
+    return code
+
+
+def _expectation_verdict(directory: Path, runs: list[KernelRun], run_code: int) -> int:
+    problems = expect.check_runs(directory, runs)
+    for line in problems:
+        print(f"EXPECTATION FAILED: {line}")
+    if not problems:
+        print(f"expectations met: every case listed in {directory} passed")
+        return 0
+    return run_code if run_code not in (0, EXIT_CODES[RunOutcome.FAIL]) else EXIT_EXPECTATIONS
+
+
+def _write_reports(runs: list[KernelRun], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    reports.write_json(runs, out / "results.json")
+    (out / "junit.xml").write_text(reports.junit_xml(runs))
+    (out / "results.ktap").write_text(reports.ktap(runs))
+    (out / "matrix.md").write_text(matrix.markdown(runs))
+    (out / "matrix.html").write_text(matrix.html_page(runs))
+
+
+def _check_unique_labels(sources) -> None:
+    labels = [s.label for s in sources]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise InfraError(f"kernel given twice: {', '.join(dupes)}")
+
+
+def _pick(runs: list[KernelRun], pair) -> tuple[KernelRun, KernelRun]:
+    by_label = {r.label: r for r in runs} | {r.release: r for r in runs}
+    missing = [p for p in pair if p not in by_label]
+    if missing:
+        raise InfraError(f"--diff names {', '.join(missing)}, which is not among the kernels run "
+                         f"({', '.join(by_label)})")
+    return by_label[pair[0]], by_label[pair[1]]
+
+
+def cmd_image(args) -> int:
+    source = kernels.resolve(args.kernel, args.modules)
+    spec = image.ImageSpec(source, [args.binary.resolve()] + [b.resolve() for b in args.extra_binary],
+                           args.extra_modules)
+    out = image.build_base(spec, args.output.resolve())
+    print(f"{out} (kernel {source.bzimage}, release {source.release}); append a boot layer "
+          f"(gmemharness.image.boot_layer) or boot it with `gmemharness run`")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    for spec in args.specs:
+        k = debkernel.fetch(spec)
+        print(f"{spec}: {k.release} bzImage={k.bzimage} modules={k.modules_dir}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    try:
+        runs = runs_from_json(json.loads(args.results.read_text()))
+    except (OSError, ValueError, KeyError) as e:
+        raise InfraError(f"cannot read results {args.results}: {e}") from None
+    render = {"terminal": matrix.terminal, "markdown": matrix.markdown, "html": matrix.html_page,
+              "junit": reports.junit_xml, "ktap": reports.ktap}[args.format]
+    print(render(runs), end="")
+    if args.diff:
+        print(matrix.diff(*_pick(runs, args.diff)).text(), end="")
+    return EXIT_CODES[overall(runs)]

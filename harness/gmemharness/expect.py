@@ -1,0 +1,91 @@
+"""Per-kernel expectation lists: the cases that must PASS on a kernel.
+
+File: <dir>/<kernel label>.txt (or <release>.txt), one case name or glob per line, '#' comments;
+a line may start with the outcome it expects, `pass` (the default) or `skip` (for a kernel that
+lacks the feature: the case must skip, not fail). A glob must match at least one case, and every
+case it matches must have that outcome. A case that does anything else, or is missing, breaks the
+expectation; so does a missing or empty file."""
+import fnmatch
+from pathlib import Path
+
+from .errors import InfraError
+from .outcomes import CaseOutcome
+from .results import KernelRun
+
+
+def expectation_file(directory: Path, run: KernelRun) -> Path | None:
+    for name in (run.label, run.release):
+        path = directory / f"{name}.txt"
+        if name and path.is_file():
+            return path
+    return None
+
+
+_OUTCOME_WORDS = {"pass": CaseOutcome.PASS, "skip": CaseOutcome.SKIP}
+
+
+def read_expectations(path: Path) -> list[tuple[CaseOutcome, str]]:
+    """(expected outcome, case name or glob) for each line of `path`."""
+    out = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) == 2 and words[0] in _OUTCOME_WORDS:
+            out.append((_OUTCOME_WORDS[words[0]], words[1]))
+        elif len(words) == 1:
+            out.append((CaseOutcome.PASS, words[0]))
+        else:
+            raise InfraError(f"{path}:{number}: expected '[pass|skip] CASE', got {line.strip()!r}")
+    return out
+
+
+def check(run: KernelRun, expected: list[tuple[CaseOutcome, str]]) -> list[str]:
+    """Problems, one line each; empty when every listed case did what its line expects."""
+    problems = []
+    for want, pattern in expected:
+        matches = [c for name, c in run.cases.items() if fnmatch.fnmatchcase(name, pattern)]
+        if not matches:
+            why = f" (run ended: {run.outcome.value}: {run.reason})" if run.reason else ""
+            problems.append(f"{run.label}: expected {pattern} to {want.value}, but it did not run{why}")
+        for case in matches:
+            if case.outcome != want:
+                msg = f": {case.message.splitlines()[0]}" if case.message else ""
+                problems.append(f"{run.label}: expected {case.name} to {want.value}, "
+                                f"got {case.outcome.value}{msg}")
+    return problems
+
+
+def check_runs(directory: Path, runs: list[KernelRun]) -> list[str]:
+    problems = []
+    for run in runs:
+        path = expectation_file(directory, run)
+        if path is None:
+            problems.append(f"{run.label}: no expectation file {directory}/{run.label}.txt "
+                            f"(nor {run.release}.txt); write one with --write-expect")
+            continue
+        expected = read_expectations(path)
+        if not expected:
+            problems.append(f"{run.label}: {path} lists no case; an empty list would check nothing")
+        problems += check(run, expected)
+    return problems
+
+
+def write_expectations(directory: Path, run: KernelRun) -> Path:
+    """Record what passed and what skipped in `run` as the kernel's expectation list, to be
+    reviewed by hand: a skip recorded here must stay a skip until someone edits the line."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{run.label}.txt"
+    kernel = run.label if run.label == run.release else f"{run.label} ({run.release})"
+    lines = [f"# What {kernel} must do with each case; written from a run with --write-expect, "
+             "then reviewed.", "# Cases that must pass:"]
+    lines += sorted(c.name for c in run.cases.values() if c.outcome == CaseOutcome.PASS)
+    skipped = sorted((c for c in run.cases.values() if c.outcome == CaseOutcome.SKIP), key=lambda c: c.name)
+    if skipped:
+        lines.append("# Cases that must skip (the kernel lacks what they need):")
+        lines += [f"skip {c.name}  # {c.message.splitlines()[0][:100] if c.message else ''}" for c in skipped]
+    failed = sorted(c.name for c in run.cases.values() if c.outcome not in (CaseOutcome.PASS, CaseOutcome.SKIP))
+    if failed:
+        lines.append("# Not listed: " + ", ".join(failed))
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,44 @@
+"""Starting and stopping one QEMU guest on a test image, with its logs in a boot directory."""
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import image, qemu
+from .kernelsource import KernelSource
+
+
+@dataclass
+class Guest:
+    bootdir: Path
+    console_log: Path
+    stream_log: Path
+    qemu_log: Path
+    initrd: Path
+    proc: subprocess.Popen
+
+    def stop(self) -> int:
+        """Kill QEMU if it still runs, drop the per-boot initrd; QEMU's exit status."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.initrd.unlink(missing_ok=True)
+        return self.proc.returncode
+
+    def qemu_output(self) -> str:
+        return self.qemu_log.read_text(errors="replace")
+
+
+def start(kernel: KernelSource, base: Path, bootdir: Path, machine: qemu.MachineConfig,
+          binary_name: str, args: list[str]) -> Guest:
+    """Boot `base` plus a layer running `binary_name args`; the console and the result port are
+    written to files in `bootdir` as the guest runs."""
+    bootdir.mkdir(parents=True, exist_ok=True)
+    console_log, stream_log, qemu_log = bootdir / "console.log", bootdir / "stream.jsonl", bootdir / "qemu.log"
+    for f in (console_log, stream_log):
+        f.write_bytes(b"")
+    initrd = image.write_boot_initrd(base, image.boot_layer(binary_name, args), bootdir / "initrd")
+    cmd = qemu.command(machine, kernel.bzimage, initrd, console_log, stream_log)
+    (bootdir / "qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
+    with open(qemu_log, "wb") as qlog:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT)
+    return Guest(bootdir, console_log, stream_log, qemu_log, initrd, proc)
