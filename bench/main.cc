@@ -5,6 +5,8 @@
 //   --gmembench_paging_mib=N      MiB of guest memory each vCPU touches (default 64)
 //   --gmembench_conversion_mib=N  the huge range of the conversion benchmarks (default 2)
 //   --gmembench_iterations=N      iterations per run (default 3; 0 lets Google Benchmark decide)
+//   --series-profile=NAME         use series UAPI profile NAME for what the kernel headers lack
+//                                 (as gmemtest; fixtures/series.h)
 // Paths a kernel lacks are reported as errors whose message starts with "SKIP: " and gives the
 // probe's reason; anything else that goes wrong starts with "ERROR: ".
 
@@ -21,6 +23,7 @@
 #include "bench/common.h"
 #include "bench/registry.h"
 #include "fixtures/probe.h"
+#include "fixtures/series.h"
 
 namespace {
 
@@ -56,6 +59,7 @@ bool ParseList(const std::string& text, std::vector<int>* out) {
 // Consumes the --gmembench_* arguments; returns false (after printing why) on a bad one.
 bool ParseOptions(int* argc, char** argv) {
   gmembench::Options& o = gmembench::MutableOptions();
+  std::vector<std::string> series_profiles;
   int kept = 1;
   for (int i = 1; i < *argc; ++i) {
     std::string arg = argv[i];
@@ -65,7 +69,8 @@ bool ParseOptions(int* argc, char** argv) {
     };
     bool ok = true;
     size_t iterations = 0;
-    if (const char* v = value("--gmembench_mib=")) ok = ParseSize(v, &o.populate_mib);
+    if (const char* v = value("--series-profile=")) series_profiles.push_back(v);
+    else if (const char* v = value("--gmembench_mib=")) ok = ParseSize(v, &o.populate_mib);
     else if (const char* v = value("--gmembench_vcpus=")) ok = ParseList(v, &o.vcpus);
     else if (const char* v = value("--gmembench_paging_mib=")) ok = ParseSize(v, &o.paging_mib_per_vcpu);
     else if (const char* v = value("--gmembench_conversion_mib=")) ok = ParseSize(v, &o.conversion_huge_mib);
@@ -86,6 +91,11 @@ bool ParseOptions(int* argc, char** argv) {
   }
   *argc = kept;
   argv[kept] = nullptr;
+  gmem::series::SetCommandLineProfiles(series_profiles);
+  if (const auto& selection = gmem::series::ActiveSelection(); !selection.errors().empty()) {
+    std::fprintf(stderr, "gmemtest_bench: %s\n", selection.ErrorText().c_str());
+    return false;
+  }
   return true;
 }
 
@@ -97,9 +107,12 @@ void AddContext() {
   benchmark::AddCustomContext("gmembench.paging_mib_per_vcpu", std::to_string(o.paging_mib_per_vcpu));
   benchmark::AddCustomContext("gmembench.conversion_huge_mib", std::to_string(o.conversion_huge_mib));
   if (!f.headline.empty()) benchmark::AddCustomContext("gmembench.probe_headline", f.headline);
+  if (const gmem::Feature* selection = f.Find("series.selection"))
+    benchmark::AddCustomContext("gmembench.series_selection", selection->how);
   for (const char* name : {"kvm", "gmem", "gmem.flag.MMAP", "gmem.flag.INIT_SHARED", "vcpu.runs_guest_code",
                            "uffd", "uffd.memfd.MINOR", "uffd.guest_memfd.MISSING", "uffd.guest_memfd.MINOR",
-                           "vm_type.SW_PROTECTED", "kvm.cap.MEMORY_ATTRIBUTES", "hugetlb.2M"}) {
+                           "vm_type.SW_PROTECTED", "kvm.cap.MEMORY_ATTRIBUTES", "hugetlb.2M", "gmem.flag.WRITE",
+                           "memslot.flag.USERFAULT", "gmem.ioctl.SET_MEMORY_ATTRIBUTES2"}) {
     const gmem::Feature* feature = f.Find(name);
     benchmark::AddCustomContext(std::string("gmembench.probe.") + name,
                                 feature ? gmem::FeatureStateName(feature->state) : "not probed");

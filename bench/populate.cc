@@ -31,6 +31,7 @@
 #include "fixtures/hugepage_pool.h"
 #include "fixtures/kvm.h"
 #include "fixtures/probe.h"
+#include "fixtures/series.h"
 #include "fixtures/uapi/mm_mainline.h"
 #include "fixtures/uffd.h"
 
@@ -41,8 +42,6 @@ namespace {
 struct Target {
   std::string name;
   const gmem::Backend* backend = nullptr;
-  // Set when the target cannot exist in this build (e.g. a series flag the headers lack).
-  std::string unbuildable;
 };
 
 size_t PageOf(const Target& t) { return t.backend ? t.backend->page_size() : static_cast<size_t>(getpagesize()); }
@@ -264,7 +263,6 @@ const PathSpec kPaths[] = {
 };
 
 void RunPath(benchmark::State& state, const Target& t, const PathSpec& path) {
-  if (!t.unbuildable.empty()) return Skip(state, t.unbuildable);
   if (t.backend) {
     if (auto why = t.backend->Unavailable(gmem::ProbedFeatures()))
       return why->broken ? Fail(state, why->text) : Skip(state, why->text);
@@ -323,27 +321,15 @@ void RunPath(benchmark::State& state, const Target& t, const PathSpec& path) {
 }
 
 std::vector<Target> Targets() {
-  std::vector<Target> targets{{"anon", nullptr, ""}};
+  std::vector<Target> targets{{"anon", nullptr}};
   for (const char* name : {"memfd", "hugetlbfs_2M", "guest_memfd"})
-    targets.push_back({name, gmem::FindBackend(name), ""});
-  // guest_memfd with the write-population series' flag, where this build's headers have it.
-#ifdef GUEST_MEMFD_FLAG_WRITE
-  static const std::unique_ptr<gmem::Backend> write_backend = gmem::MakeGuestMemfdBackend(
-      "guest_memfd_write", KVM_X86_DEFAULT_VM,
-      GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED | GUEST_MEMFD_FLAG_WRITE,
-      {"gmem.flag.MMAP", "gmem.flag.INIT_SHARED"});
-  std::string unsupported;
-  if (!(gmem::ProbedFeatures().Value("gmem.flags.DEFAULT") & GUEST_MEMFD_FLAG_WRITE))
-    unsupported = fmt::format("GUEST_MEMFD_FLAG_WRITE ({:#x}) not in KVM_CAP_GUEST_MEMFD_FLAGS of a "
-                              "KVM_X86_DEFAULT_VM (gmem.flags.DEFAULT = {:#x})",
-                              static_cast<uint64_t>(GUEST_MEMFD_FLAG_WRITE),
-                              gmem::ProbedFeatures().Value("gmem.flags.DEFAULT"));
-  targets.push_back({"guest_memfd_write", write_backend.get(), unsupported});
-#else
-  targets.push_back({"guest_memfd_write", nullptr,
-                     "GUEST_MEMFD_FLAG_WRITE is not defined by this build's headers (the write() "
-                     "population series; build with its kernel's headers or series profile)"});
-#endif
+    targets.push_back({name, gmem::FindBackend(name)});
+  // guest_memfd with the write-population series' flag (GUEST_MEMFD_FLAG_WRITE from the kernel's
+  // headers or a selected series profile), where the kernel advertises it.
+  static const std::unique_ptr<gmem::Backend> write_backend = gmem::MakeSeriesGuestMemfdBackend(
+      "guest_memfd_write", KVM_X86_DEFAULT_VM, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+      "GUEST_MEMFD_FLAG_WRITE", {"gmem.flag.MMAP", "gmem.flag.INIT_SHARED", "gmem.flag.WRITE"});
+  targets.push_back({"guest_memfd_write", write_backend.get()});
   return targets;
 }
 

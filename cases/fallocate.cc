@@ -14,6 +14,7 @@
 
 #include "fixtures/bytes.h"
 #include "fixtures/kvm.h"
+#include "fixtures/mapping.h"
 #include "fixtures/require.h"
 #include "fixtures/syscall_matchers.h"
 #include "fixtures/vm_fixture.h"
@@ -64,16 +65,6 @@ class Fallocate : public VmTest {
     ++index;
   }
   return ::testing::AssertionSuccess();
-}
-
-// mincore() of a whole mapping: true for each page present in the file's page cache.
-Result<std::vector<bool>> ResidentPages(const Mapping& map) {
-  std::vector<unsigned char> vec(map.length() / getpagesize());
-  if (mincore(map.addr(), map.length(), vec.data()) != 0)
-    return Error(fmt::format("mincore({}, {:#x})", map.addr(), map.length()), errno);
-  std::vector<bool> resident;
-  for (unsigned char v : vec) resident.push_back(v & 1);
-  return resident;
 }
 
 // Both modes refuse an offset or length that is not page-aligned.
@@ -178,7 +169,7 @@ TEST_F(Fallocate, MadviseRemovePunchesHole) {
   REQUIRE_FEATURE("gmem.flag.MMAP");
   REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
   ASSERT_NO_FATAL_FAILURE(CreateMappedAndFill());
-  ASSERT_THAT(madvise(map_.bytes() + pages(2), pages(1), MADV_REMOVE), SyscallSucceeds());
+  ASSERT_THAT(RawMadvise(map_.bytes() + pages(2), pages(1), MADV_REMOVE), SyscallSucceeds());
   EXPECT_TRUE(PagesAre(map_, {kData, kData, 0, kData}));
 }
 

@@ -1,7 +1,8 @@
 // File operations on a guest_memfd. Its file_operations define only mmap, fallocate, open and
 // release: no read/write/llseek, and the pseudo-file is opened without FMODE_PREAD/FMODE_LSEEK,
 // so the VFS answers the rest (6.12 through 7.3 alike). The inode refuses every setattr.
-// Only mainline flags are used: an unmerged series' flag may give write() a meaning.
+// Only mainline flags are used, and write/pwrite/lseek skip on a kernel that may carry the
+// unmerged write series, which changes them for every guest_memfd (see WriteSeriesMayApply).
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,6 +14,8 @@
 #include <fmt/format.h>
 
 #include <functional>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "fixtures/kvm.h"
@@ -41,12 +44,32 @@ class FileOps : public VmTest {
       check(gmem);
     }
   }
+
+  // Why write, pwrite and lseek may not give their mainline answers here, or nullopt. The
+  // unmerged gmem-write series (fixtures/uapi/series/gmem_write_v7.h) gives every guest_memfd,
+  // with its flag or without, write_iter, llseek and FMODE_LSEEK|FMODE_PWRITE; its flag is found
+  // by the probe when a profile names it, and otherwise shows as a bit beyond mainline's.
+  static std::optional<std::string> WriteSeriesMayApply() {
+    if (const Feature* write = ProbedFeatures().Find("gmem.flag.WRITE");
+        write && write->state == FeatureState::kPresent)
+      return "the kernel has the gmem-write series (gmem.flag.WRITE: " + write->how +
+             "); write, pwrite and lseek are that family's cases";
+    uint64_t advertised = static_cast<uint64_t>(ProbedFeatures().Value("gmem.flags.DEFAULT"));
+    uint64_t beyond = advertised & ~(GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+    if (beyond == 0) return std::nullopt;
+    return fmt::format(
+        "KVM_CAP_GUEST_MEMFD_FLAGS = {:#x} on a KVM_X86_DEFAULT_VM has bits beyond mainline ({:#x}): "
+        "an unmerged series may define write, pwrite and lseek on every guest_memfd "
+        "(gmem-write-v7 does)", advertised, beyond);
+  }
 };
 
-// One file call, made on a guest_memfd: its description has "{}" where the fd goes.
+// One call on a guest_memfd: its description has "{}" where the fd goes, and `err` is the errno
+// mainline answers it with.
 struct FileCall {
   std::string format;
   std::function<long(int fd)> call;
+  int err = 0;
 };
 
 SyscallResult Make(const FileCall& c, int fd) {
@@ -55,49 +78,53 @@ SyscallResult Make(const FileCall& c, int fd) {
   return SyscallResult::Capture(ret, err, fmt::format(fmt::runtime(c.format), fd));
 }
 
-void ExpectAllFail(const std::vector<FileCall>& calls, int fd, int err) {
-  for (const FileCall& c : calls) EXPECT_THAT(Make(c, fd), SyscallFailsWithErrno(err));
+void ExpectAllFail(const std::vector<FileCall>& calls, int fd) {
+  for (const FileCall& c : calls) EXPECT_THAT(Make(c, fd), SyscallFailsWithErrno(c.err));
 }
 
 char buffer[64];
 iovec iov = {buffer, sizeof buffer};
 
-// read/write and their vector forms: no read or write method, so the VFS says EINVAL.
-TEST_F(FileOps, ReadAndWriteFailWithEinval) {
+// No read method: EINVAL; not pread-capable: ESPIPE.
+const std::vector<FileCall> kReads = {
+    {"read(guest_memfd {}, buf, 64)", [](int fd) { return read(fd, buffer, 64); }, EINVAL},
+    {"readv(guest_memfd {}, 1 iov)", [](int fd) { return readv(fd, &iov, 1); }, EINVAL},
+    {"pread(guest_memfd {}, buf, 64, 0)", [](int fd) { return pread(fd, buffer, 64, 0); }, ESPIPE},
+    {"preadv(guest_memfd {}, 1 iov, 0)", [](int fd) { return preadv(fd, &iov, 1, 0); }, ESPIPE}};
+
+// No write method: EINVAL; not pwrite-capable: ESPIPE.
+const std::vector<FileCall> kWrites = {
+    {"write(guest_memfd {}, buf, 64)", [](int fd) { return write(fd, buffer, 64); }, EINVAL},
+    {"writev(guest_memfd {}, 1 iov)", [](int fd) { return writev(fd, &iov, 1); }, EINVAL},
+    {"pwrite(guest_memfd {}, buf, 64, 0)", [](int fd) { return pwrite(fd, buffer, 64, 0); }, ESPIPE},
+    {"pwritev(guest_memfd {}, 1 iov, 0)", [](int fd) { return pwritev(fd, &iov, 1, 0); }, ESPIPE}};
+
+// Not seekable, whatever the (valid) whence: ESPIPE.
+const std::vector<FileCall> kSeeks = {
+    {"lseek(guest_memfd {}, 0, SEEK_SET)", [](int fd) { return lseek(fd, 0, SEEK_SET); }, ESPIPE},
+    {"lseek(guest_memfd {}, 0, SEEK_CUR)", [](int fd) { return lseek(fd, 0, SEEK_CUR); }, ESPIPE},
+    {"lseek(guest_memfd {}, 0, SEEK_END)", [](int fd) { return lseek(fd, 0, SEEK_END); }, ESPIPE},
+    {"lseek(guest_memfd {}, 0, SEEK_DATA)", [](int fd) { return lseek(fd, 0, SEEK_DATA); }, ESPIPE},
+    {"lseek(guest_memfd {}, 0, SEEK_HOLE)", [](int fd) { return lseek(fd, 0, SEEK_HOLE); }, ESPIPE}};
+
+// read, readv, pread and preadv all fail: the file has no read path.
+TEST_F(FileOps, ReadCallsFail) {
   REQUIRE_FEATURE("gmem");
-  ForEachMainlineGmem([](const GuestMemfd& gmem) {
-    ExpectAllFail({{"read(guest_memfd {}, buf, 64)", [](int fd) { return read(fd, buffer, 64); }},
-                   {"write(guest_memfd {}, buf, 64)", [](int fd) { return write(fd, buffer, 64); }},
-                   {"readv(guest_memfd {}, 1 iov)", [](int fd) { return readv(fd, &iov, 1); }},
-                   {"writev(guest_memfd {}, 1 iov)", [](int fd) { return writev(fd, &iov, 1); }}},
-                  gmem.fd(), EINVAL);
-  });
+  ForEachMainlineGmem([](const GuestMemfd& gmem) { ExpectAllFail(kReads, gmem.fd()); });
 }
 
-// Positioned I/O: the file is not pread/pwrite-capable, so ESPIPE before any method is looked up.
-TEST_F(FileOps, PositionedIoFailsWithEspipe) {
+// write, writev, pwrite and pwritev all fail: the file has no write path.
+TEST_F(FileOps, WriteCallsFail) {
   REQUIRE_FEATURE("gmem");
-  ForEachMainlineGmem([](const GuestMemfd& gmem) {
-    ExpectAllFail(
-        {{"pread(guest_memfd {}, buf, 64, 0)", [](int fd) { return pread(fd, buffer, 64, 0); }},
-         {"pwrite(guest_memfd {}, buf, 64, 0)", [](int fd) { return pwrite(fd, buffer, 64, 0); }},
-         {"preadv(guest_memfd {}, 1 iov, 0)", [](int fd) { return preadv(fd, &iov, 1, 0); }},
-         {"pwritev(guest_memfd {}, 1 iov, 0)", [](int fd) { return pwritev(fd, &iov, 1, 0); }}},
-        gmem.fd(), ESPIPE);
-  });
+  if (auto why = WriteSeriesMayApply()) GTEST_SKIP() << *why;
+  ForEachMainlineGmem([](const GuestMemfd& gmem) { ExpectAllFail(kWrites, gmem.fd()); });
 }
 
-// lseek with every valid whence: the file is not seekable.
+// lseek fails with ESPIPE for every whence: the file has no file position.
 TEST_F(FileOps, LseekFailsWithEspipe) {
   REQUIRE_FEATURE("gmem");
-  ForEachMainlineGmem([](const GuestMemfd& gmem) {
-    ExpectAllFail({{"lseek(guest_memfd {}, 0, SEEK_SET)", [](int fd) { return lseek(fd, 0, SEEK_SET); }},
-                   {"lseek(guest_memfd {}, 0, SEEK_CUR)", [](int fd) { return lseek(fd, 0, SEEK_CUR); }},
-                   {"lseek(guest_memfd {}, 0, SEEK_END)", [](int fd) { return lseek(fd, 0, SEEK_END); }},
-                   {"lseek(guest_memfd {}, 0, SEEK_DATA)", [](int fd) { return lseek(fd, 0, SEEK_DATA); }},
-                   {"lseek(guest_memfd {}, 0, SEEK_HOLE)", [](int fd) { return lseek(fd, 0, SEEK_HOLE); }}},
-                  gmem.fd(), ESPIPE);
-  });
+  if (auto why = WriteSeriesMayApply()) GTEST_SKIP() << *why;
+  ForEachMainlineGmem([](const GuestMemfd& gmem) { ExpectAllFail(kSeeks, gmem.fd()); });
 }
 
 // ftruncate reaches the inode's setattr, which refuses any change: the size is fixed at creation.
@@ -105,9 +132,9 @@ TEST_F(FileOps, FtruncateFailsWithEinvalAndKeepsSize) {
   REQUIRE_FEATURE("gmem");
   ForEachMainlineGmem([](const GuestMemfd& gmem) {
     for (off_t length : {off_t(2 * size()), off_t(page_size()), off_t(size()), off_t{0}}) {
-      FileCall truncate{fmt::format("ftruncate(guest_memfd {{}}, {:#x})", length),
-                        [length](int fd) { return ftruncate(fd, length); }};
-      EXPECT_THAT(Make(truncate, gmem.fd()), SyscallFailsWithErrno(EINVAL));
+      ExpectAllFail({{fmt::format("ftruncate(guest_memfd {{}}, {:#x})", length),
+                      [length](int fd) { return ftruncate(fd, length); }, EINVAL}},
+                    gmem.fd());
     }
     struct stat st {};
     ASSERT_THAT(fstat(gmem.fd(), &st), SyscallSucceeds());

@@ -2,11 +2,11 @@
 // kernel accepts, what a bound slot allows, and what happens when either side goes away.
 
 #include <gtest/gtest.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
-#include <span>
 
 #include "fixtures/backends.h"
 #include "fixtures/guest.h"
@@ -199,7 +199,7 @@ TEST_F(MemslotBinding, GmemOutlivesItsVm) {
   ASSERT_OK_AND_ASSIGN(Mapping memory, gmem.Map(P(4)));
   memory.bytes()[P(1)] = 0x5a;
   EXPECT_EQ(memory.bytes()[P(1)], 0x5a);
-  EXPECT_THAT(gmem.RawFallocate(0, 0, static_cast<off_t>(P(4))), SyscallSucceeds());
+  EXPECT_THAT(gmem.RawFallocate(FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(P(4))), SyscallSucceeds());
   EXPECT_THAT(gmem.RawPunchHole(static_cast<off_t>(P(1)), static_cast<off_t>(P(1))), SyscallSucceeds());
   EXPECT_EQ(memory.bytes()[P(1)], 0) << "a punched page reads back as zeroes";
   struct stat st {};
@@ -225,38 +225,22 @@ TEST_F(MemslotBinding, RejectsIllegalUserspaceAddr) {
   EXPECT_THAT(Bind(1, kGpa, P(1), gmem, 0, 0xffff800000000000ULL), SyscallFailsWithErrno(EINVAL));
 }
 
-// ---- with a vCPU running guest code ----
+// ---- with a vCPU running guest code (guest reads and writes through a guest_memfd slot are
+// conversion_vm_attributes.cc's GuestMemfdSharing) ----
 
-// Runs the vCPU once and checks that it stopped on an OUT of `value` to kProbePort.
-::testing::AssertionResult RunsToOut(const Vcpu& vcpu, uint8_t value) {
-  SyscallResult r = vcpu.RawRun();
-  if (!r.ok()) return ::testing::AssertionFailure() << r.Describe();
-  const kvm_run* run = vcpu.run();
-  if (run->exit_reason != KVM_EXIT_IO)
-    return ::testing::AssertionFailure() << "KVM_RUN exited with " << ExitReasonName(run->exit_reason)
-                                         << ", expected KVM_EXIT_IO";
-  uint8_t data = reinterpret_cast<const uint8_t*>(run)[run->io.data_offset];
-  if (run->io.port != kProbePort || data != value)
-    return ::testing::AssertionFailure() << "OUT " << +data << " to port " << run->io.port
-                                         << ", expected " << +value << " to port " << kProbePort;
+// Runs the probe payload (OUT kProbeValue to kProbePort, then HLT) to its end.
+::testing::AssertionResult RunsProbePayload(const Vcpu& vcpu) {
+  for (uint32_t want : {KVM_EXIT_IO, KVM_EXIT_HLT}) {
+    SyscallResult r = vcpu.RawRun();
+    if (!r.ok()) return ::testing::AssertionFailure() << r.Describe();
+    if (vcpu.run()->exit_reason != want)
+      return ::testing::AssertionFailure() << "KVM_RUN exited with " << ExitReasonName(vcpu.run()->exit_reason)
+                                           << ", expected " << ExitReasonName(want);
+  }
   return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult RunsToHlt(const Vcpu& vcpu) {
-  SyscallResult r = vcpu.RawRun();
-  if (!r.ok()) return ::testing::AssertionFailure() << r.Describe();
-  if (vcpu.run()->exit_reason != KVM_EXIT_HLT)
-    return ::testing::AssertionFailure() << "KVM_RUN exited with "
-                                         << ExitReasonName(vcpu.run()->exit_reason) << ", expected KVM_EXIT_HLT";
-  return ::testing::AssertionSuccess();
-}
-
-// The GPA right after the guest's code slot, reachable from real mode through DS = 0x1000.
-constexpr uint64_t kGmemGpa = kGuestMemSize;
-// mov ax,0x1000; mov ds,ax; mov al,[0]; out 0x10,al; mov byte [1],0xa5; hlt
-constexpr uint8_t kReadThenWrite[] = {0xb8, 0x00, 0x10, 0x8e, 0xd8, 0xa0, 0x00, 0x00, 0xe6,
-                                      0x10, 0xc6, 0x06, 0x01, 0x00, 0xa5, 0xf4};
-
+// A default VM whose vCPU runs kOutThenHlt from an anonymous slot below kGuestMemSize.
 class MemslotGuest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -264,41 +248,26 @@ class MemslotGuest : public ::testing::Test {
     REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
     REQUIRE_FEATURE("vcpu.runs_guest_code");
     ASSERT_OK_AND_ASSIGN(Kvm kvm, Kvm::Open());
-    ASSERT_OK_AND_ASSIGN(guest_, CreateRealModeGuest(kvm, KVM_X86_DEFAULT_VM, code()));
+    ASSERT_OK_AND_ASSIGN(guest_, CreateRealModeGuest(kvm, KVM_X86_DEFAULT_VM, kOutThenHlt));
     if (guest_.vm.CheckExtension(KVM_CAP_GUEST_MEMFD) == 0)
       GTEST_SKIP() << "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) on a KVM_X86_DEFAULT_VM = 0";
   }
-  virtual std::span<const uint8_t> code() const { return kReadThenWrite; }
-  uint64_t page() const { return static_cast<uint64_t>(getpagesize()); }
-
+  Result<GuestMemfd> NewGmem() const {
+    return guest_.vm.CreateGuestMemfd(kPage, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+  }
+  const uint64_t kPage = static_cast<uint64_t>(getpagesize());
   RealModeGuest guest_;
 };
 
-// With userspace_addr at the guest_memfd's own mapping, guest and host share the memory both ways.
-TEST_F(MemslotGuest, GuestSharesMemoryWithTheMapping) {
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, guest_.vm.CreateGuestMemfd(page(), GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
-  ASSERT_OK_AND_ASSIGN(Mapping memory, gmem.Map(page()));
-  memory.bytes()[0] = 0x5a;
-  ASSERT_OK_AND_ASSIGN(Memslot slot, Memslot::Create(guest_.vm, GmemRegion(1, kGmemGpa, page(), gmem, 0, memory.start())));
-  EXPECT_TRUE(RunsToOut(guest_.vcpu, 0x5a)) << "the guest reads what the host wrote";
-  ASSERT_TRUE(RunsToHlt(guest_.vcpu));
-  EXPECT_EQ(memory.bytes()[1], 0xa5) << "the host reads what the guest wrote";
-}
-
-class MemslotGuestProbe : public MemslotGuest {
-  std::span<const uint8_t> code() const override { return kOutThenHlt; }
-};
-
 // Closing a bound guest_memfd does not break the VM: its vCPU runs, the slot deletes, the GPA rebinds.
-TEST_F(MemslotGuestProbe, VmRunsAfterBoundGmemIsClosed) {
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, guest_.vm.CreateGuestMemfd(page(), GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
-  ASSERT_OK_AND_ASSIGN(Memslot slot, Memslot::Create(guest_.vm, GmemRegion(1, kGmemGpa, page(), gmem, 0)));
+TEST_F(MemslotGuest, VmRunsAfterBoundGmemIsClosed) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, NewGmem());
+  ASSERT_OK_AND_ASSIGN(Memslot slot, Memslot::Create(guest_.vm, GmemRegion(1, kGuestMemSize, kPage, gmem, 0)));
   gmem.release().reset();
-  EXPECT_TRUE(RunsToOut(guest_.vcpu, kProbeValue));
-  EXPECT_TRUE(RunsToHlt(guest_.vcpu));
+  EXPECT_TRUE(RunsProbePayload(guest_.vcpu));
   EXPECT_THAT(slot.Delete(), SyscallSucceeds());
-  ASSERT_OK_AND_ASSIGN(GuestMemfd again, guest_.vm.CreateGuestMemfd(page(), GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
-  EXPECT_THAT(guest_.vm.RawSetMemoryRegion2(GmemRegion(1, kGmemGpa, page(), again, 0)), SyscallSucceeds());
+  ASSERT_OK_AND_ASSIGN(GuestMemfd again, NewGmem());
+  EXPECT_THAT(guest_.vm.RawSetMemoryRegion2(GmemRegion(1, kGuestMemSize, kPage, again, 0)), SyscallSucceeds());
 }
 
 }  // namespace

@@ -7,8 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fmt/format.h>
-
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +14,7 @@
 #include "fixtures/bytes.h"
 #include "fixtures/fault.h"
 #include "fixtures/kvm.h"
+#include "fixtures/mapping.h"
 #include "fixtures/require.h"
 #include "fixtures/syscall_matchers.h"
 #include "fixtures/vm_fixture.h"
@@ -31,15 +30,6 @@ class Mmap : public VmTest {
   static size_t size() { return kPages * page_size(); }
   static uint8_t* page(const Mapping& map, size_t index) { return map.bytes() + index * page_size(); }
 };
-
-// mprotect of a whole mapping, described for failure messages.
-SyscallResult RawMprotect(const Mapping& map, int prot) {
-  int ret = mprotect(map.addr(), map.length(), prot);
-  int err = errno;
-  return SyscallResult::Capture(ret, err,
-                                fmt::format("mprotect({}, {:#x}, {})", map.addr(), map.length(),
-                                            DescribeProt(prot)));
-}
 
 // Shorthand for the two requirements of a guest_memfd the host can fault in.
 #define REQUIRE_HOST_SHARED_GMEM()            \
@@ -75,7 +65,7 @@ TEST_F(Mmap, RefusesExecutableMappings) {
   EXPECT_THAT(RawMap(size(), PROT_READ | PROT_EXEC, MAP_SHARED, gmem.fd()),
               SyscallFailsWithErrno(EPERM));
   ASSERT_OK_AND_ASSIGN(Mapping map, gmem.Map(size()));
-  EXPECT_THAT(RawMprotect(map, PROT_READ | PROT_EXEC), SyscallFailsWithErrno(EACCES));
+  EXPECT_THAT(RawMprotect(map.addr(), size(), PROT_READ | PROT_EXEC), SyscallFailsWithErrno(EACCES));
 }
 
 // Memory shared with the host reads as zero until written.

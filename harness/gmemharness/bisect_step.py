@@ -1,15 +1,15 @@
 """One bisection step: build the tree incrementally, boot it (once or more), judge the result.
 
-Every step leaves a directory with build.log, one console/stream log pair per run
-(run-N/console.log, run-N/stream.jsonl) and step.json (verdict, timings, case results)."""
+Booting and result collection are the harness's own (session.run_kernel); every step leaves a
+directory with build.log, config, one run-N/ per boot (console, result stream, run.json) and
+step.json (verdict, timings, image digest)."""
 import json
 import shutil
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import kbuild, stepvm
+from . import gtest, image, kbuild, kernelsource, qemu, session
 from .errors import InfraError
 from .kbuild import REPO_ROOT, BuildFailed, ConfigNotHonoured, KernelTreeError
 from .verdict import BAD, SKIP, Verdict, combine, judge_run
@@ -35,6 +35,7 @@ class StepOptions:
     jobs: int | None = None
     boot_timeout: float = 120
     case_timeout: float = 120
+    accel: str = "auto"
 
 
 @dataclass
@@ -62,29 +63,12 @@ def list_selected_cases(suite: Path, gtest_filter: str) -> list[str]:
     if not suite.is_file():
         raise BadInput(f"suite binary {suite} does not exist: build it (cmake --build build) "
                        "or pass --suite")
-    proc = subprocess.run([str(suite), "--gtest_list_tests", f"--gtest_filter={gtest_filter}"],
-                          capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise BadInput(f"{suite} --gtest_list_tests failed (exit {proc.returncode}): "
-                       f"{proc.stderr.strip()[-300:]}")
-    cases = parse_test_list(proc.stdout)
+    cases = gtest.list_cases(suite, gtest_filter)
+    if cases is None:
+        raise BadInput(f"{suite} --gtest_list_tests failed: is it the gmemtest suite binary?")
     if not cases:
         raise BadInput(f"the filter {gtest_filter!r} matches no case of {suite} "
                        f"(list them with: {suite} --gtest_list_tests)")
-    return cases
-
-
-def parse_test_list(text: str) -> list[str]:
-    """Case names from gtest's --gtest_list_tests output."""
-    cases, suite = [], None
-    for line in text.splitlines():
-        name = line.split("#", 1)[0].rstrip()
-        if not name:
-            continue
-        if not line.startswith(" "):
-            suite = name if name.endswith(".") else None
-        elif suite:
-            cases.append(suite + name.strip())
     return cases
 
 
@@ -93,10 +77,12 @@ def check_options(options: StepOptions) -> list[str]:
     kbuild.load_fragment(Path(options.fragment))
     if options.repeats < 1:
         raise BadInput(f"--repeats must be at least 1, not {options.repeats}")
-    if not shutil.which(stepvm.QEMU):
-        raise BadInput(f"{stepvm.QEMU} not found: install qemu-system-x86")
-    if not stepvm.BUSYBOX.is_file():
-        raise BadInput(f"{stepvm.BUSYBOX} not found: install busybox-static")
+    try:
+        qemu.qemu_binary()
+    except InfraError as e:
+        raise BadInput(str(e)) from None
+    if not image.BUSYBOX.is_file():
+        raise BadInput(f"{image.BUSYBOX} not found: install busybox-static")
     return list_selected_cases(Path(options.suite), options.gtest_filter)
 
 
@@ -120,7 +106,9 @@ def run_step(tree: Path, build_dir: Path, step_dir: Path, label: str, options: S
         result.build_seconds = artifacts.seconds
         result.image_sha256 = artifacts.image_digest()
         shutil.copy(artifacts.config, step_dir / "config")
-        result.verdict = _boot_and_judge(artifacts.bzimage, step_dir, options, result)
+        kernel = kernelsource.from_bzimage(artifacts.bzimage, config=artifacts.config,
+                                           label=label, origin=f"tree {tree}")
+        result.verdict = _boot_and_judge(kernel, step_dir, options, result)
     except KernelTreeError:
         raise
     except ConfigNotHonoured as e:
@@ -134,33 +122,32 @@ def run_step(tree: Path, build_dir: Path, step_dir: Path, label: str, options: S
     return result
 
 
-def _boot_and_judge(bzimage: Path, step_dir: Path, options: StepOptions,
-                    result: StepResult) -> Verdict:
+def _boot_and_judge(kernel, step_dir: Path, options: StepOptions, result: StepResult) -> Verdict:
     verdicts = []
-    gtest_args = [f"--gtest_filter={options.gtest_filter}"]
     for i in range(1, options.repeats + 1):
         run_dir = step_dir / f"run-{i}"
-        run = stepvm.run(bzimage, Path(options.suite), gtest_args, run_dir,
-                         boot_timeout=options.boot_timeout, case_timeout=options.case_timeout)
+        run = session.run_kernel(kernel, session.RunOptions(
+            binary=Path(options.suite), out_dir=run_dir, gtest_filter=options.gtest_filter,
+            accel=options.accel, boot_timeout=options.boot_timeout,
+            case_timeout=options.case_timeout))
         verdict = judge_run(run)
         (run_dir / "run.json").write_text(json.dumps(
-            {"verdict": asdict(verdict), "status": run.status, "detail": run.detail,
-             "boot_seconds": run.boot_seconds, "seconds": run.seconds,
-             "cases": [asdict(c) for c in run.cases]}, indent=2) + "\n")
-        result.run_seconds.append(run.seconds)
-        result.boot_seconds.append(run.boot_seconds)
+            {"verdict": asdict(verdict), "run": run.to_json()}, indent=2) + "\n")
+        result.run_seconds.append(run.total_s)
+        result.boot_seconds.append(run.first_result_s)
         if verdict.kind == BAD and not result.failing_output:
-            result.failing_output = _failing_output(run, run_dir)
+            result.failing_output = failing_output(run)
         verdicts.append(verdict)
     return combine(verdicts, options.flaky)
 
 
-def _failing_output(run, run_dir: Path) -> str:
-    lines = [f"{c.name}: {c.outcome}\n{c.message}".rstrip()
-             for c in run.cases if c.outcome in ("fail", "crash", "timeout")]
-    if not lines:
-        lines = [run.detail]
-    return "\n".join(lines) + f"\n(console: {run_dir / 'console.log'})"
+def failing_output(run) -> str:
+    """The broken cases' messages and splats, and where the console log is."""
+    lines = [f"{c.name}: {c.outcome.value}\n{c.message}".rstrip() + "".join(f"\n{s}" for s in c.splats)
+             for c in run.cases.values() if c.outcome.value in ("fail", "crash", "timeout")]
+    lines = lines or [run.reason] + run.kernel_splats[:1]
+    consoles = ", ".join(b.console_log for b in run.boots)
+    return "\n".join(lines) + (f"\n(console: {consoles})" if consoles else "")
 
 
 def _write_record(result: StepResult) -> None:

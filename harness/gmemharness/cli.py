@@ -146,7 +146,7 @@ def _expectation_verdict(directory: Path, runs: list[KernelRun], run_code: int) 
     for line in problems:
         print(f"EXPECTATION FAILED: {line}")
     if not problems:
-        print(f"expectations met: every case listed in {directory} passed")
+        print(f"expectations met: every case listed in {directory} did what its line says")
         return 0
     return run_code if run_code not in (0, EXIT_CODES[RunOutcome.FAIL]) else EXIT_EXPECTATIONS
 

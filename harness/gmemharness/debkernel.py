@@ -115,7 +115,9 @@ def _normalise_layout(unpacked: Path, release: str, stage: Path) -> None:
 
 def _describe(label: str, entry: Path) -> KernelSource:
     config = entry / "config"
+    debs = (entry / "packages.txt").read_text().split()
+    image_deb = next((d for d in debs if d.startswith("linux-image-")), debs[0] if debs else "?")
     return kernelsource.from_bzimage(entry / "vmlinuz", modules_dir=entry,
                                      config=config if config.is_file() else None, label=label,
-                                     origin="debian " + " ".join(
-                                         (entry / "packages.txt").read_text().split()))
+                                     origin=f"Debian {image_deb.removesuffix('.deb')}"
+                                            + (f" (+{len(debs) - 1} split packages)" if len(debs) > 1 else ""))

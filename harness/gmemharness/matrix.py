@@ -44,8 +44,13 @@ def summary_line(runs: list[KernelRun]) -> str:
         c = run.counts()
         parts.append(f"{run.label}: {run.outcome.value} ({c['pass']} pass, {c['fail']} fail, "
                      f"{c['skip']} skip" + "".join(f", {c[k]} {k}" for k in ("crash", "timeout", "notrun") if c[k])
-                     + f"; {run.accel or '?'}, {run.total_s:.1f}s)")
+                     + f"; {run.accel or '?'}, {_timing(run)})")
     return "\n".join(parts)
+
+
+def _timing(run: KernelRun) -> str:
+    first = f"first result {run.first_result_s:.1f}s, " if run.first_result_s is not None else ""
+    return f"{first}total {run.total_s:.1f}s"
 
 
 def markdown(runs: list[KernelRun]) -> str:

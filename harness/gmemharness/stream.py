@@ -27,8 +27,8 @@ class StreamParser:
         return [event] if event is not None else []
 
     def _parse(self, raw: bytes) -> dict | None:
-        # A serial line can carry a stray \r or NULs (line discipline, port reset); drop them.
-        text = raw.replace(b"\r", b"").replace(b"\0", b"").decode("utf-8", errors="replace").strip()
+        # A serial line can carry NULs (port reset) and a \r (line discipline): strip() takes the \r.
+        text = raw.replace(b"\0", b"").decode("utf-8", errors="replace").strip()
         if not text:
             return None
         try:

@@ -29,21 +29,26 @@ class Verdict:
 
 
 def judge_run(run) -> Verdict:
-    """The verdict of one boot (a stepvm.GuestRun)."""
-    if run.status == "no_boot":
-        return Verdict(SKIP, f"boot failure: {run.detail}")
-    broken = [c for c in run.cases if c.outcome in ("fail", "crash", "timeout")]
+    """The verdict of one run of the suite on a kernel (a results.KernelRun).
+
+    A kernel that never got the suite started (no hello: it did not boot, QEMU failed, no
+    /dev/kvm) cannot be tested: skip. Once the suite ran, a failed, crashed or timed-out case,
+    or a crash or splat outside the cases, is bad."""
+    outcome = run.outcome.value
+    if outcome == "infra" or run.hello is None:
+        return Verdict(SKIP, f"boot or infrastructure failure ({outcome}): {run.reason}")
+    broken = [c for c in run.cases.values() if c.outcome.value in ("fail", "crash", "timeout")]
     if broken:
         first = broken[0]
-        return Verdict(BAD, f"{first.name} {first.outcome}: {first.message}".strip())
-    if run.status != "done":
-        return Verdict(BAD, f"kernel {run.status} outside any case: {run.detail}")
-    passed = [c for c in run.cases if c.outcome == "pass"]
+        return Verdict(BAD, f"{first.name} {first.outcome.value}: {first.message}".strip())
+    if outcome != "ok":
+        return Verdict(BAD, f"{outcome}: {run.reason}")
+    passed = [c for c in run.cases.values() if c.outcome.value == "pass"]
     if passed:
         return Verdict(GOOD, f"{len(passed)} case(s) passed")
     if not run.cases:
         return Verdict(SKIP, "no selected case ran")
-    reasons = sorted({c.message for c in run.cases if c.message})
+    reasons = sorted({c.message for c in run.cases.values() if c.message})
     return Verdict(SKIP, "every selected case skipped: " + ("; ".join(reasons) or "no reason given"))
 
 

@@ -3,58 +3,72 @@ patch series handling, and the two command lines' exit codes on good, bad and wr
 import json
 import math
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gmemharness import bisect, bisect_step, kbuild, series, stepvm  # noqa: E402
-from gmemharness.prefix_search import first_bad_prefix  # noqa: E402
-from gmemharness.stepvm import CaseResult, GuestRun  # noqa: E402
-from gmemharness.verdict import BAD, GOOD, SKIP, Verdict, combine, judge_run  # noqa: E402
+from conftest import FAKE_SUITE
+from gmemharness import bisect, bisect_step, image, kbuild, qemu, series, session
+from gmemharness.outcomes import CaseOutcome, RunOutcome
+from gmemharness.prefix_search import first_bad_prefix
+from gmemharness.results import CaseResult, KernelRun
+from gmemharness.verdict import BAD, GOOD, SKIP, Verdict, combine, judge_run
 
 TESTDATA = Path(__file__).resolve().parents[1] / "testdata"
 
 
-# --- one boot -> verdict ---------------------------------------------------------------------
+# --- one run -> verdict ------------------------------------------------------------------------
+
+def kernel_run(*cases: tuple[str, str, str], outcome=RunOutcome.OK, reason="", hello=True) -> KernelRun:
+    run = KernelRun(label="k", outcome=outcome, reason=reason,
+                    hello={"event": "hello"} if hello else None)
+    for name, case_outcome, message in cases:
+        run.cases[name] = CaseResult(name, CaseOutcome(case_outcome), message)
+    return run
+
 
 def test_all_pass_is_good():
-    run = GuestRun("done", [CaseResult("Creation.A", "pass"), CaseResult("Creation.B", "skip", "x")])
-    assert judge_run(run).kind == GOOD
+    assert judge_run(kernel_run(("Creation.A", "pass", ""), ("Creation.B", "skip", "x"))).kind == GOOD
 
 
 def test_a_failing_case_is_bad_and_named():
-    run = GuestRun("done", [CaseResult("Creation.A", "pass"),
-                            CaseResult("Creation.RejectsUnknownFlagBits", "fail", "flag accepted")])
+    run = kernel_run(("Creation.A", "pass", ""),
+                     ("Creation.RejectsUnknownFlagBits", "fail", "flag accepted"), outcome=RunOutcome.FAIL)
     verdict = judge_run(run)
     assert verdict.kind == BAD
     assert "Creation.RejectsUnknownFlagBits fail: flag accepted" in verdict.reason
 
 
 def test_crash_inside_a_case_is_bad():
-    run = GuestRun("crash", [CaseResult("Creation.A", "crash", "kernel splat: BUG: oops")])
+    run = kernel_run(("Creation.A", "crash", "kernel panic"), outcome=RunOutcome.CRASH)
     assert judge_run(run).kind == BAD
 
 
-def test_crash_between_cases_is_bad():
-    assert judge_run(GuestRun("crash", [CaseResult("Creation.A", "pass")], "splat")).kind == BAD
+def test_splat_outside_any_case_is_bad():
+    run = kernel_run(("Creation.A", "pass", ""), outcome=RunOutcome.FAIL,
+                     reason="kernel splat outside any case: WARNING")
+    verdict = judge_run(run)
+    assert verdict.kind == BAD and "kernel splat outside any case" in verdict.reason
 
 
-def test_boot_failure_is_skip():
-    verdict = judge_run(GuestRun("no_boot", [], "QEMU exited"))
-    assert verdict.kind == SKIP and "boot failure" in verdict.reason
+@pytest.mark.parametrize("outcome", [RunOutcome.CRASH, RunOutcome.TIMEOUT, RunOutcome.INFRA])
+def test_kernel_that_never_started_the_suite_is_skip(outcome):
+    verdict = judge_run(kernel_run(outcome=outcome, reason="the guest stopped", hello=False))
+    assert verdict.kind == SKIP and "the guest stopped" in verdict.reason
+
+
+def test_infrastructure_error_after_hello_is_skip():
+    assert judge_run(kernel_run(outcome=RunOutcome.INFRA, reason="x")).kind == SKIP
 
 
 def test_only_skipped_cases_is_skip_with_reasons():
-    run = GuestRun("done", [CaseResult("Creation.A", "skip", "no /dev/kvm")])
-    verdict = judge_run(run)
+    verdict = judge_run(kernel_run(("Creation.A", "skip", "no /dev/kvm")))
     assert verdict.kind == SKIP and "no /dev/kvm" in verdict.reason
 
 
 def test_no_case_ran_is_skip():
-    assert judge_run(GuestRun("done", [])).kind == SKIP
+    assert judge_run(kernel_run()).kind == SKIP
 
 
 @pytest.mark.parametrize("kind,code", [(GOOD, 0), (BAD, 1), (SKIP, 125)])
@@ -229,61 +243,15 @@ def test_find_hunk_picks_the_right_file_and_hunk():
 
 # --- which cases a filter selects --------------------------------------------------------------
 
-GTEST_LIST = textwrap.dedent("""\
-    Creation.
-      RejectsUnknownFlagBits
-      AcceptsSupportedFlags
-    Sizes/CreationSize.
-      Rejects/0  # GetParam() = 0
-    """)
-
-
-def test_parse_test_list():
-    assert bisect_step.parse_test_list(GTEST_LIST) == [
-        "Creation.RejectsUnknownFlagBits", "Creation.AcceptsSupportedFlags",
-        "Sizes/CreationSize.Rejects/0"]
-
-
-def fake_suite(tmp_path: Path) -> Path:
-    """A suite binary stand-in that lists Creation cases for filters naming Creation."""
-    suite = tmp_path / "gmemtest"
-    suite.write_text("#!/bin/sh\ncase \"$2\" in *Creation*) printf 'Creation.\\n  A\\n';; esac\n")
-    suite.chmod(0o755)
-    return suite
-
-
-def test_filter_matching_no_case_is_bad_input(tmp_path):
-    suite = fake_suite(tmp_path)
-    assert bisect_step.list_selected_cases(suite, "Creation.*") == ["Creation.A"]
+def test_filter_matching_no_case_is_bad_input():
+    assert bisect_step.list_selected_cases(FAKE_SUITE, "Fake.Pass*") == ["Fake.Pass1", "Fake.Pass2"]
     with pytest.raises(bisect_step.BadInput, match="matches no case"):
-        bisect_step.list_selected_cases(suite, "Nothing.*")
+        bisect_step.list_selected_cases(FAKE_SUITE, "Nothing.*")
 
 
 def test_missing_suite_is_bad_input(tmp_path):
     with pytest.raises(bisect_step.BadInput, match="does not exist"):
         bisect_step.list_selected_cases(tmp_path / "none", "*")
-
-
-# --- the result stream and the image -----------------------------------------------------------
-
-def test_parse_stream_tracks_the_running_case():
-    lines = ['{"event":"hello","version":1}', '{"event":"start","case":"C.a"}',
-             '{"event":"end","case":"C.a","outcome":"pass","message":"","ms":1}',
-             'garbage', '{"event":"start","case":"C.b"}']
-    hello, cases, running, done = stepvm.parse_stream("\r\n".join(lines) + "\r\n")
-    assert hello and not done and running == "C.b"
-    assert cases == [CaseResult("C.a", "pass", "")]
-
-
-def test_initramfs_holds_suite_and_init_with_filter(tmp_path):
-    from gmemharness.cpio import read_names
-    if not stepvm.BUSYBOX.is_file():
-        pytest.skip("busybox-static not installed")
-    image = stepvm.build_initramfs(fake_suite(tmp_path), tmp_path / "i.cpio",
-                                   ["--gtest_filter=Creation.*"])
-    names = read_names(image.read_bytes())
-    assert {"bin/busybox", "gmemtest", "init"} <= set(names)
-    assert b"/gmemtest '--gtest_filter=Creation.*' --gmemtest_stream=/dev/ttyS1" in names["init"]
 
 
 # --- git bisect run command line ---------------------------------------------------------------
@@ -302,7 +270,8 @@ def kernel_git_tree(tmp_path):
 
 @pytest.fixture
 def fake_build_and_boot(monkeypatch, tmp_path):
-    """kbuild.build and stepvm.run replaced; `state` says what the next step sees."""
+    """kbuild.build and session.run_kernel replaced; `state` says what the next step sees:
+    queued runs, else `judge(bzimage)`."""
     state = {"build_error": None, "runs": []}
 
     def build(tree, out_dir, fragment, jobs, log_path, require_clean):
@@ -317,28 +286,30 @@ def fake_build_and_boot(monkeypatch, tmp_path):
         config.write_text("CONFIG_KVM=y\n")
         return kbuild.BuildArtifacts(image, config, Path(log_path), 1.0)
 
-    def run(bzimage, suite, gtest_args, run_dir, boot_timeout, case_timeout):
-        run_dir.mkdir(parents=True)
-        return state["runs"].pop(0) if state["runs"] else state["judge"](bzimage)
+    def run_kernel(kernel, opts):
+        opts.out_dir.mkdir(parents=True)
+        assert opts.gtest_filter == "Fake.*" and opts.binary == FAKE_SUITE
+        return state["runs"].pop(0) if state["runs"] else state["judge"](kernel.bzimage)
 
     monkeypatch.setattr(kbuild, "build", build)
-    monkeypatch.setattr(stepvm, "run", run)
-    monkeypatch.setattr(stepvm, "QEMU", "true")
-    monkeypatch.setattr(stepvm, "BUSYBOX", Path(sys.executable))
+    monkeypatch.setattr(bisect_step.kernelsource, "from_bzimage",
+                        lambda bzimage, config, label, origin: SimpleNamespace(bzimage=bzimage))
+    monkeypatch.setattr(session, "run_kernel", run_kernel)
+    monkeypatch.setattr(qemu, "qemu_binary", lambda: "true")
+    monkeypatch.setattr(image, "BUSYBOX", Path("/bin/sh"))
     return state
 
 
 def run_cli(tree: Path, tmp_path: Path, *extra: str) -> int:
-    return bisect.bisect_run_main([str(tree), "--filter", "Creation.*",
-                                   "--suite", str(fake_suite(tmp_path)), *extra])
+    return bisect.bisect_run_main([str(tree), "--filter", "Fake.*", "--suite", str(FAKE_SUITE), *extra])
 
 
 def test_bisect_run_good_and_bad_and_step_directory(kernel_git_tree, tmp_path, fake_build_and_boot, capsys):
-    fake_build_and_boot["runs"] = [GuestRun("done", [CaseResult("Creation.A", "pass")]),
-                                   GuestRun("done", [CaseResult("Creation.A", "fail", "accepted 1<<63")])]
+    fake_build_and_boot["runs"] = [kernel_run(("Fake.A", "pass", "")),
+                                   kernel_run(("Fake.A", "fail", "accepted 1<<63"), outcome=RunOutcome.FAIL)]
     assert run_cli(kernel_git_tree, tmp_path) == 0
     assert run_cli(kernel_git_tree, tmp_path) == 1
-    assert "Creation.A fail: accepted 1<<63" in capsys.readouterr().out
+    assert "Fake.A fail: accepted 1<<63" in capsys.readouterr().out
     steps = sorted((kernel_git_tree / ".git" / "gmemtest-bisect" / "steps").iterdir())
     assert len(steps) == 2
     record = json.loads((steps[1] / "step.json").read_text())
@@ -347,8 +318,7 @@ def test_bisect_run_good_and_bad_and_step_directory(kernel_git_tree, tmp_path, f
 
 
 def test_bisect_run_repeats_apply_the_flake_rule(kernel_git_tree, tmp_path, fake_build_and_boot):
-    ok, broken = GuestRun("done", [CaseResult("Creation.A", "pass")]), \
-        GuestRun("done", [CaseResult("Creation.A", "fail", "x")])
+    ok, broken = kernel_run(("Fake.A", "pass", "")), kernel_run(("Fake.A", "fail", "x"))
     fake_build_and_boot["runs"] = [ok, broken, ok]
     assert run_cli(kernel_git_tree, tmp_path, "--repeats", "3", "--flaky", "skip") == 125
     fake_build_and_boot["runs"] = [ok, broken, ok]
@@ -364,7 +334,8 @@ def test_bisect_run_skips_build_and_boot_failures(kernel_git_tree, tmp_path, fak
                                                                   tmp_path / "config")
     assert run_cli(kernel_git_tree, tmp_path) == 125
     fake_build_and_boot["build_error"] = None
-    fake_build_and_boot["runs"] = [GuestRun("no_boot", [], "QEMU exited (status 1)")]
+    fake_build_and_boot["runs"] = [kernel_run(outcome=RunOutcome.CRASH, hello=False,
+                                              reason="the guest stopped before /init reported")]
     assert run_cli(kernel_git_tree, tmp_path) == 125
 
 
@@ -374,7 +345,7 @@ def test_bisect_run_stops_on_bad_input(kernel_git_tree, tmp_path, fake_build_and
     assert run_cli(kernel_git_tree, tmp_path, "--fragment", str(tmp_path / "none.config")) == 128
     assert "does not exist" in capsys.readouterr().err
     assert bisect.bisect_run_main([str(kernel_git_tree), "--filter", "Nothing.*",
-                                   "--suite", str(fake_suite(tmp_path))]) == 128
+                                   "--suite", str(FAKE_SUITE)]) == 128
     assert "matches no case" in capsys.readouterr().err
     (kernel_git_tree / "Kconfig").write_text("# dirty\n")
     assert run_cli(kernel_git_tree, tmp_path) == 128
@@ -402,16 +373,16 @@ def series_setup(tmp_path: Path, culprit: int, n: int = 5) -> tuple[Path, Path]:
     return tree, tmp_path / "series"
 
 
-def judge_broken(bzimage: Path) -> GuestRun:
-    broken = b"BROKEN" in bzimage.read_bytes()
-    return GuestRun("done", [CaseResult("Creation.A", "fail" if broken else "pass",
-                                        "flag accepted" if broken else "")])
+def judge_broken(bzimage: Path) -> KernelRun:
+    if b"BROKEN" in bzimage.read_bytes():
+        return kernel_run(("Fake.A", "fail", "flag accepted"), outcome=RunOutcome.FAIL)
+    return kernel_run(("Fake.A", "pass", ""))
 
 
 def run_series_cli(tmp_path: Path, tree: Path, series_dir: Path) -> int:
     return bisect.bisect_series_main(["--tree", str(tree), "--series", str(series_dir),
-                                      "--work", str(tmp_path / "work"), "--filter", "Creation.*",
-                                      "--suite", str(fake_suite(tmp_path))])
+                                      "--work", str(tmp_path / "work"), "--filter", "Fake.*",
+                                      "--suite", str(FAKE_SUITE)])
 
 
 @pytest.mark.parametrize("culprit", [1, 3, 5])
@@ -422,7 +393,7 @@ def test_series_bisect_names_and_verifies_the_culprit(tmp_path, fake_build_and_b
     out = capsys.readouterr().out
     assert f"first bad: patch {culprit} ({culprit:04d}-change-{culprit}.patch)" in out
     assert "verified: prefix before it passes, prefix with it fails" in out
-    assert "Creation.A: fail\n  flag accepted" in out
+    assert "Fake.A: fail\n  flag accepted" in out
     assert (tree / "f.c").read_text() == LINES, "the base tree must not be modified"
     assert (tmp_path / "work" / "report.txt").read_text().startswith("series bisect over 5 patches")
 
@@ -462,77 +433,3 @@ def test_series_bad_input_exit_codes(tmp_path, fake_build_and_boot, capsys):
     assert "holds no patch" in capsys.readouterr().err
     assert run_series_cli(tmp_path, tmp_path / "empty", series_dir) == 2
     assert "not a Linux kernel source tree" in capsys.readouterr().err
-
-
-# --- watching a guest (a fake QEMU process and its two output files) ----------------------------
-
-class FakeQemu:
-    def __init__(self, returncode=None):
-        self.returncode = returncode
-
-    def poll(self):
-        return self.returncode
-
-
-HELLO = '{"event":"hello","version":1}\n'
-START_A = '{"event":"start","case":"C.a"}\n'
-
-
-def watch(tmp_path, console_text, stream_text, proc=None, boot_timeout=60, case_timeout=60):
-    console, stream = tmp_path / "console.log", tmp_path / "stream.jsonl"
-    console.write_text(console_text)
-    stream.write_text(stream_text)
-    return stepvm._watch(proc or FakeQemu(), console, stream, stepvm.time.monotonic(),
-                         boot_timeout, case_timeout, 600)
-
-
-def test_watch_done(tmp_path):
-    run = watch(tmp_path, "boot\n", HELLO + START_A + '{"event":"end","case":"C.a","outcome":"pass"}\n'
-                '{"event":"done","passed":1,"failed":0,"skipped":0}\n')
-    assert run.status == "done" and run.cases == [CaseResult("C.a", "pass", "")]
-    assert run.boot_seconds is not None
-
-
-def test_watch_splat_during_a_case_crashes_that_case(tmp_path, monkeypatch):
-    console, stream = tmp_path / "console.log", tmp_path / "stream.jsonl"
-    console.write_text("boot\n")
-    stream.write_text(HELLO + START_A)
-    polls = []
-
-    class SplatAfterHello(FakeQemu):
-        def poll(self):     # the splat appears on the second look, after the suite said hello
-            polls.append(1)
-            if len(polls) == 2:
-                console.write_text("boot\nWARNING: CPU: 0 PID: 42 at virt/kvm/guest_memfd.c:600\n")
-            return None
-    monkeypatch.setattr(stepvm.time, "sleep", lambda s: None)
-    run = stepvm._watch(SplatAfterHello(), console, stream, stepvm.time.monotonic(), 5, 5, 5)
-    assert run.status == "crash"
-    assert run.cases[-1].name == "C.a" and run.cases[-1].outcome == "crash"
-    assert "WARNING: CPU: 0 PID: 42 at virt/kvm/guest_memfd.c:600" in run.detail
-
-
-def test_watch_ignores_splats_before_the_suite_started(tmp_path):
-    run = watch(tmp_path, "WARNING: CPU: 0 PID: 1 at boot.c:1\n",
-                HELLO + '{"event":"done","passed":0,"failed":0,"skipped":0}\n')
-    assert run.status == "done"
-
-
-def test_watch_qemu_exit_before_hello_is_no_boot(tmp_path):
-    run = watch(tmp_path, "Kernel panic - not syncing: VFS\n", "", proc=FakeQemu(0))
-    assert run.status == "no_boot" and "Kernel panic" in run.detail
-
-
-def test_watch_qemu_exit_mid_case_crashes_that_case(tmp_path):
-    run = watch(tmp_path, "boot\n", HELLO + START_A, proc=FakeQemu(0))
-    assert run.status == "crash" and run.cases == [CaseResult("C.a", "crash", run.detail)]
-
-
-def test_watch_boot_timeout_is_no_boot(tmp_path):
-    run = watch(tmp_path, "stuck\n", "", boot_timeout=0)
-    assert run.status == "no_boot" and "did not start within" in run.detail
-
-
-def test_watch_case_timeout_names_the_case(tmp_path):
-    run = watch(tmp_path, "boot\n", HELLO + START_A, case_timeout=0)
-    assert run.status == "timeout" and run.cases[-1] == CaseResult("C.a", "timeout", run.detail)

@@ -5,32 +5,33 @@ name the commit made from patch 3.
 
 Slow (kernel builds: minutes cold, about a minute per step warm), so it runs only on demand:
 
-    GMEMTEST_E2E=1 /usr/bin/python3 -m pytest -m e2e -s harness/tests/test_bisect_e2e.py
+    cd harness && /usr/bin/python3 -m pytest -m e2e -s tests/test_bisect_e2e.py
 
 GMEMTEST_SUITE names the suite binary (default build/gmemtest); GMEMTEST_E2E_WORK the directory
 kept between runs for incremental builds (default: the harness cache's e2e-bisect)."""
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from gmemharness import bisect, bisect_step, cache, debsource, series
+
 HARNESS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(HARNESS))
-from gmemharness import bisect, bisect_step, cache, debsource, series  # noqa: E402
 
 SERIES = HARNESS / "testdata" / "series-invalid-flag"
 FILTER = "Creation.*"
 CULPRIT = 3
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(os.environ.get("GMEMTEST_E2E") != "1",
-                       reason="slow (builds kernels): run with GMEMTEST_E2E=1 -m e2e"),
-]
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module", autouse=True)
+def only_when_asked(request):   # module scope: decided before the other (module) fixtures run
+    if "e2e" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("slow (builds kernels): run with -m e2e")
 
 
 @pytest.fixture(scope="module")

@@ -97,3 +97,8 @@ def test_broken_rule_files_fail_closed(tmp_path, deny_text, allow_text, message)
             path.write_text(text)
     with pytest.raises(InfraError, match=message):
         SplatRules.load(deny, allow)
+
+
+def test_a_last_line_without_newline_is_scanned_when_the_guest_is_gone(scanner):
+    assert scanner.feed(b"[ 1.0] Kernel panic - not syncing: Fatal exception") == []
+    assert kinds(scanner.finish()) == [("panic", "Fatal exception")]

@@ -2,14 +2,12 @@
 driven through a fake `make` on PATH."""
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gmemharness import kbuild  # noqa: E402
+from gmemharness import kbuild
 
 
 def test_parse_config_reads_set_and_unset_options():

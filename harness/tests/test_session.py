@@ -7,6 +7,7 @@ from conftest import FAKE_QEMU, FAKE_SUITE
 from gmemharness import guest as guest_module
 from gmemharness import program, qemu, session
 from gmemharness.outcomes import CaseOutcome, RunOutcome
+from gmemharness.progress import Progress
 
 BOOTED = ["stream", {"event": "harness-boot", "kernel": "6.99.0-test", "failed_modules": ""}]
 HELLO = ["stream", {"event": "hello", "version": 1, "kernel": "6.99.0-test", "argv": []}]
@@ -42,7 +43,7 @@ def guest(monkeypatch, tmp_path):
 
 
 def options(tmp_path, **kw):
-    defaults = dict(binary=FAKE_SUITE, out_dir=tmp_path / "out", accel="tcg",
+    defaults = dict(binary=FAKE_SUITE, out_dir=tmp_path / "out", accel="tcg", run_timeout=60,
                     suite_args=["--fake_cases=Fake.A,Fake.B,Fake.C"])
     return session.RunOptions(**{**defaults, **kw})
 
@@ -65,11 +66,21 @@ def test_a_guest_killed_mid_case_keeps_earlier_results_and_names_the_case(tmp_pa
         "Fake.A": CaseOutcome.PASS, "Fake.B": CaseOutcome.CRASH, "Fake.C": CaseOutcome.NOTRUN}
 
 
+class Notes(Progress):
+    def __init__(self):
+        self.notes = []
+
+    def note(self, label, message):
+        self.notes.append(message)
+
+
 def test_resume_reboots_without_the_finished_and_crashed_cases(tmp_path, fake_kernel, guest):
     guest.append([BOOTED, HELLO, start("Fake.A"), end("Fake.A"), start("Fake.B"),
                   ["console", "[ 2.0] Kernel panic - not syncing: Fatal exception"], ["exit", 0]])
     guest.append([BOOTED, HELLO, start("Fake.C"), end("Fake.C"), DONE])
-    run = session.run_kernel(fake_kernel, options(tmp_path, resume=True))
+    progress = Notes()
+    run = session.run_kernel(fake_kernel, options(tmp_path, resume=True), progress)
+    assert "boot 2 (tcg) --gtest_filter=*-Fake.A:Fake.B" in progress.notes
     assert {n: (c.outcome, c.boot) for n, c in run.cases.items()} == {
         "Fake.A": (CaseOutcome.PASS, 1), "Fake.B": (CaseOutcome.CRASH, 1), "Fake.C": (CaseOutcome.PASS, 2)}
     assert run.outcome == RunOutcome.CRASH
@@ -82,6 +93,7 @@ def test_a_hung_case_is_stopped_at_the_case_timeout(tmp_path, fake_kernel, guest
     guest.append([BOOTED, HELLO, start("Fake.A"), ["hang", None]])
     run = session.run_kernel(fake_kernel, options(tmp_path, case_timeout=0.5))
     assert run.cases["Fake.A"].outcome == CaseOutcome.TIMEOUT
+    assert run.cases["Fake.A"].message == "case timed out"
     assert run.outcome == RunOutcome.TIMEOUT
 
 
@@ -95,7 +107,7 @@ def test_kvm_that_prints_nothing_falls_back_to_tcg_and_is_remembered(tmp_path, f
     monkeypatch.setattr(qemu, "initial_accel", lambda requested: "kvm")
     guest.append([["hang", None]])
     guest.append([BOOTED, HELLO, start("Fake.A"), end("Fake.A"), DONE])
-    run = session.run_kernel(fake_kernel, options(tmp_path, accel="auto", kvm_first_output_s=0.3,
+    run = session.run_kernel(fake_kernel, options(tmp_path, accel="auto", kvm_first_output_s=0.3, kvm_init_s=600,
                                                   suite_args=["--fake_cases=Fake.A"]))
     assert run.outcome == RunOutcome.OK, run.reason
     assert run.accel == "tcg"
