@@ -31,6 +31,7 @@
 #include "bench/registry.h"
 #include "fixtures/backends.h"
 #include "fixtures/errno_name.h"
+#include "fixtures/guest.h"
 #include "fixtures/kvm.h"
 #include "fixtures/probe.h"
 #include "fixtures/series.h"

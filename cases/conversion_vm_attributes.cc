@@ -27,7 +27,8 @@ uint64_t PageSize() { return static_cast<uint64_t>(getpagesize()); }
 uint64_t Gpa(uint64_t page) { return kAgentDataGpa + page * PageSize() + 0x123; }
 size_t HostOffset(uint64_t page) { return page * PageSize() + 0x123; }
 
-// ---- KVM_SET_MEMORY_ATTRIBUTES: what each VM type accepts ----
+// ---- KVM_SET_MEMORY_ATTRIBUTES: what each VM type accepts (the capability per VM type is
+// memory_attributes.cc's) ----
 
 using DefaultVmAttributes = VmTest;
 
@@ -36,36 +37,25 @@ class VmAttributes : public VmTest {
   VmAttributes() : VmTest(KVM_X86_SW_PROTECTED_VM) {}
 };
 
-// A VM without private memory advertises no attributes for itself.
-TEST_F(DefaultVmAttributes, AdvertisesNone) {
-  EXPECT_EQ(vm().CheckExtension(KVM_CAP_MEMORY_ATTRIBUTES), 0);
-}
-
 // A VM without private memory refuses PRIVATE: the ioctl reports no attributes (EINVAL), or is not
 // built at all (ENOTTY) when KVM has no memory attributes (KVM_CAP_MEMORY_ATTRIBUTES = 0).
 TEST_F(DefaultVmAttributes, RefusesPrivate) {
   SyscallResult r = vm().RawSetMemoryAttributes(kAgentDataGpa, PageSize(), KVM_MEMORY_ATTRIBUTE_PRIVATE);
-  if (ProbedFeatures().Has("kvm.cap.MEMORY_ATTRIBUTES"))
+  if (ProbedFeatures().Has("kvm.cap.MEMORY_ATTRIBUTES")) {
     EXPECT_THAT(r, SyscallFailsWithErrno(EINVAL));
-  else if (ProbedFeatures().Has("gmem.ioctl.SET_MEMORY_ATTRIBUTES2"))
+  } else if (ProbedFeatures().Has("gmem.ioctl.SET_MEMORY_ATTRIBUTES2")) {
     // In-place conversion retires per-VM attributes (the capability reads 0): the VM ioctl is
     // either compiled out or supports nothing, as CONFIG_KVM_VM_MEMORY_ATTRIBUTES decides.
     EXPECT_THAT(r, SyscallFailsWithOneOf(ENOTTY, EINVAL));
-  else
+  } else {
     EXPECT_THAT(r, SyscallFailsWithErrno(ENOTTY));
+  }
 }
 
 // Clearing every attribute is a no-op a VM without private memory accepts (where the ioctl exists).
 TEST_F(DefaultVmAttributes, AcceptsNoAttributes) {
   REQUIRE_FEATURE("kvm.cap.MEMORY_ATTRIBUTES");
   EXPECT_THAT(vm().RawSetMemoryAttributes(kAgentDataGpa, PageSize(), 0), SyscallSucceeds());
-}
-
-// A software-protected VM advertises PRIVATE, as KVM does at system scope.
-TEST_F(VmAttributes, AdvertisesPrivate) {
-  EXPECT_EQ(vm().CheckExtension(KVM_CAP_MEMORY_ATTRIBUTES), KVM_MEMORY_ATTRIBUTE_PRIVATE);
-  EXPECT_EQ(kvm().CheckExtension(KVM_CAP_MEMORY_ATTRIBUTES) & KVM_MEMORY_ATTRIBUTE_PRIVATE,
-            KVM_MEMORY_ATTRIBUTE_PRIVATE);
 }
 
 // Non-zero flags, attribute bits other than PRIVATE, empty, unaligned and wrapping ranges: EINVAL.
@@ -209,6 +199,7 @@ class VmConversion : public GuestAgentTest {
     if (IsSkipped() || HasFatalFailure()) return;
     REQUIRE_FEATURE("kvm.cap.MEMORY_ATTRIBUTES");
     REQUIRE_FEATURE("kvm.cap.MEMORY_FAULT_INFO");
+    REQUIRE_FEATURE("gmem.SW_PROTECTED");
     REQUIRE_GUEST_MEMFD_FAULTS();
   }
   // KVM_SET_MEMORY_ATTRIBUTES on pages [first_page, first_page + pages) of the agent's window.
@@ -216,6 +207,15 @@ class VmConversion : public GuestAgentTest {
     return vm().RawSetMemoryAttributes(kAgentDataGpa + first_page * PageSize(), pages * PageSize(),
                                        is_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0);
   }
+  // A guest_memfd memslot of `pages` pages whose shared memory (host_) has page i filled with
+  // `first + i`; guest_memfd (gmem_) without flags, as private memory.
+  void BindGuestMemfdOverHostMemory(size_t pages, uint8_t first) {
+    ASSERT_OK_AND_ASSIGN(host_, FilledHostMemory(pages, first));
+    ASSERT_OK_AND_ASSIGN(gmem_, vm().CreateGuestMemfd(host_.length(), 0));
+    ASSERT_OK(BindGuestMemfd(gmem_, host_.length(), host_.start()));
+  }
+  Mapping host_;
+  GuestMemfd gmem_;
 };
 
 uint64_t PageGpa(uint64_t page) { return kAgentDataGpa + page * PageSize(); }
@@ -245,16 +245,13 @@ TEST_F(VmConversion, PrivateGpaWithoutMemslotExitsWithMemoryFault) {
 // Private reads come from guest_memfd, shared ones from userspace_addr; converting switches which,
 // and neither side's contents are touched: private -> shared -> private finds the private data again.
 TEST_F(VmConversion, RoundTripSwitchesBackingAndKeepsBoth) {
-  REQUIRE_FEATURE("gmem.SW_PROTECTED");
-  ASSERT_OK_AND_ASSIGN(Mapping host, FilledHostMemory(1, 0x22));
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(PageSize(), 0));
-  ASSERT_OK(BindGuestMemfd(gmem, PageSize(), host.start()));
+  ASSERT_NO_FATAL_FAILURE(BindGuestMemfdOverHostMemory(1, 0x22));
 
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x22));  // all memory starts shared
   ASSERT_THAT(SetPrivate(0, 1, true), SyscallSucceeds());
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x00));  // a fresh guest_memfd page
   EXPECT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x11), 0x11));
-  EXPECT_EQ(host.bytes()[HostOffset(0)], 0x22);  // the private write stayed out of host memory
+  EXPECT_EQ(host_.bytes()[HostOffset(0)], 0x22);  // the private write stayed out of host memory
 
   ASSERT_THAT(SetPrivate(0, 1, false), SyscallSucceeds());
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x22));
@@ -265,10 +262,7 @@ TEST_F(VmConversion, RoundTripSwitchesBackingAndKeepsBoth) {
 // A conversion covers exactly its range: pages around it keep their backing, and a later partial
 // conversion inside a private range splits it.
 TEST_F(VmConversion, PartialRangesConvertOnlyTheirPages) {
-  REQUIRE_FEATURE("gmem.SW_PROTECTED");
-  ASSERT_OK_AND_ASSIGN(Mapping host, FilledHostMemory(4, 0xa0));
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(host.length(), 0));
-  ASSERT_OK(BindGuestMemfd(gmem, host.length(), host.start()));
+  ASSERT_NO_FATAL_FAILURE(BindGuestMemfdOverHostMemory(4, 0xa0));
 
   ASSERT_THAT(SetPrivate(1, 2, true), SyscallSucceeds());
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0xa0));
@@ -283,15 +277,12 @@ TEST_F(VmConversion, PartialRangesConvertOnlyTheirPages) {
 
 // Punching a hole in guest_memfd discards private contents: the guest's next private read is zero.
 TEST_F(VmConversion, PunchHoleDiscardsPrivateContents) {
-  REQUIRE_FEATURE("gmem.SW_PROTECTED");
-  ASSERT_OK_AND_ASSIGN(Mapping host, FilledHostMemory(2, 0x50));
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(host.length(), 0));
-  ASSERT_OK(BindGuestMemfd(gmem, host.length(), host.start()));
+  ASSERT_NO_FATAL_FAILURE(BindGuestMemfdOverHostMemory(2, 0x50));
   ASSERT_THAT(SetPrivate(0, 2, true), SyscallSucceeds());
   ASSERT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x5e), 0x5e));
   ASSERT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x5f), 0x5f));
 
-  ASSERT_THAT(gmem.RawPunchHole(0, PageSize()), SyscallSucceeds());
+  ASSERT_THAT(gmem_.RawPunchHole(0, PageSize()), SyscallSucceeds());
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x00));
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x5f));
 }

@@ -16,6 +16,7 @@
 #include "fixtures/kvm.h"
 #include "fixtures/mapping.h"
 #include "fixtures/require.h"
+#include "fixtures/shared_gmem.h"
 #include "fixtures/syscall_matchers.h"
 #include "fixtures/vm_fixture.h"
 
@@ -24,7 +25,6 @@ namespace {
 
 constexpr int kAllocate = FALLOC_FL_KEEP_SIZE;
 constexpr int kPunchHole = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-constexpr uint64_t kHostShared = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
 constexpr uint8_t kData = 0xaa;
 
 struct Range {
@@ -32,7 +32,7 @@ struct Range {
   off_t length;
 };
 
-class Fallocate : public VmTest {
+class Fallocate : public SharedGmemTest {
  protected:
   static constexpr size_t kPages = 4;
   static off_t size() { return static_cast<off_t>(kPages * page_size()); }
@@ -44,16 +44,6 @@ class Fallocate : public VmTest {
     EXPECT_THAT(fstat(gmem.fd(), &st), SyscallSucceeds());
     return st.st_size;
   }
-
-  // A host-shared guest_memfd in gmem_, mapped whole in map_, every byte written kData.
-  void CreateMappedAndFill() {
-    ASSERT_OK_AND_ASSIGN(gmem_, vm().CreateGuestMemfd(size(), kHostShared));
-    ASSERT_OK_AND_ASSIGN(map_, gmem_.Map(size()));
-    ASSERT_TRUE(FillBytes(map_.bytes(), size(), kData));
-  }
-
-  GuestMemfd gmem_;
-  Mapping map_;
 };
 
 // Each page of `map` reads as the value given for it.
@@ -133,44 +123,38 @@ TEST_F(Fallocate, PunchHolePastEndOfFileSucceeds) {
 
 // Punching a hole zeroes exactly the punched pages; the pages around it keep their data.
 TEST_F(Fallocate, PunchHoleZeroesRange) {
-  REQUIRE_FEATURE("gmem.flag.MMAP");
-  REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
-  ASSERT_NO_FATAL_FAILURE(CreateMappedAndFill());
-  ASSERT_THAT(gmem_.RawPunchHole(pages(1), pages(2)), SyscallSucceeds());
-  EXPECT_TRUE(PagesAre(map_, {kData, 0, 0, kData}));
-  ASSERT_TRUE(FillBytes(map_.bytes(), size(), kData));  // the hole is usable again
-  EXPECT_TRUE(PagesAre(map_, {kData, kData, kData, kData}));
+  SET_UP_SHARED_GMEM(size());
+  ASSERT_TRUE(FillBytes(map().bytes(), size(), kData));
+  ASSERT_THAT(gmem().RawPunchHole(pages(1), pages(2)), SyscallSucceeds());
+  EXPECT_TRUE(PagesAre(map(), {kData, 0, 0, kData}));
+  ASSERT_TRUE(FillBytes(map().bytes(), size(), kData));  // the hole is usable again
+  EXPECT_TRUE(PagesAre(map(), {kData, kData, kData, kData}));
 }
 
 // Punching a hole frees the pages: they leave the page cache (st_blocks cannot tell, see FileOps).
 TEST_F(Fallocate, PunchHoleFreesPages) {
-  REQUIRE_FEATURE("gmem.flag.MMAP");
-  REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
-  ASSERT_NO_FATAL_FAILURE(CreateMappedAndFill());
-  ASSERT_OK_AND_ASSIGN(std::vector<bool> before, ResidentPages(map_));
+  SET_UP_SHARED_GMEM(size());
+  ASSERT_TRUE(FillBytes(map().bytes(), size(), kData));
+  ASSERT_OK_AND_ASSIGN(std::vector<bool> before, ResidentPages(map()));
   EXPECT_EQ(before, (std::vector<bool>{true, true, true, true}));
-  ASSERT_THAT(gmem_.RawPunchHole(pages(1), pages(2)), SyscallSucceeds());
-  ASSERT_OK_AND_ASSIGN(std::vector<bool> after, ResidentPages(map_));
+  ASSERT_THAT(gmem().RawPunchHole(pages(1), pages(2)), SyscallSucceeds());
+  ASSERT_OK_AND_ASSIGN(std::vector<bool> after, ResidentPages(map()));
   EXPECT_EQ(after, (std::vector<bool>{true, false, false, true}));
 }
 
 // Pages allocated by fallocate read as zero when the host first faults them in.
 TEST_F(Fallocate, AllocatedPagesReadAsZero) {
-  REQUIRE_FEATURE("gmem.flag.MMAP");
-  REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
-  ASSERT_OK_AND_ASSIGN(gmem_, vm().CreateGuestMemfd(size(), kHostShared));
-  ASSERT_THAT(gmem_.RawFallocate(kAllocate, 0, size()), SyscallSucceeds());
-  ASSERT_OK_AND_ASSIGN(map_, gmem_.Map(size()));
-  EXPECT_TRUE(BytesAre(map_.bytes(), size(), 0));
+  SET_UP_SHARED_GMEM(size());
+  ASSERT_THAT(gmem().RawFallocate(kAllocate, 0, size()), SyscallSucceeds());
+  EXPECT_TRUE(BytesAre(map().bytes(), size(), 0));
 }
 
 // madvise(MADV_REMOVE) on a mapping punches the hole through the file's fallocate.
 TEST_F(Fallocate, MadviseRemovePunchesHole) {
-  REQUIRE_FEATURE("gmem.flag.MMAP");
-  REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
-  ASSERT_NO_FATAL_FAILURE(CreateMappedAndFill());
-  ASSERT_THAT(RawMadvise(map_.bytes() + pages(2), pages(1), MADV_REMOVE), SyscallSucceeds());
-  EXPECT_TRUE(PagesAre(map_, {kData, kData, 0, kData}));
+  SET_UP_SHARED_GMEM(size());
+  ASSERT_TRUE(FillBytes(map().bytes(), size(), kData));
+  ASSERT_THAT(RawMadvise(map().bytes() + pages(2), pages(1), MADV_REMOVE), SyscallSucceeds());
+  EXPECT_TRUE(PagesAre(map(), {kData, kData, 0, kData}));
 }
 
 }  // namespace

@@ -244,6 +244,7 @@ TEST_F(MemslotBinding, RejectsIllegalUserspaceAddr) {
 class MemslotGuest : public ::testing::Test {
  protected:
   void SetUp() override {
+    REQUIRE_FEATURE("gmem");
     REQUIRE_FEATURE("gmem.flag.MMAP");
     REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
     REQUIRE_FEATURE("vcpu.runs_guest_code");

@@ -16,25 +16,19 @@
 #include "fixtures/kvm.h"
 #include "fixtures/mapping.h"
 #include "fixtures/require.h"
+#include "fixtures/shared_gmem.h"
 #include "fixtures/syscall_matchers.h"
 #include "fixtures/vm_fixture.h"
 
 namespace gmem {
 namespace {
 
-constexpr uint64_t kHostShared = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
-
-class Mmap : public VmTest {
+class Mmap : public SharedGmemTest {
  protected:
   static constexpr size_t kPages = 4;
   static size_t size() { return kPages * page_size(); }
   static uint8_t* page(const Mapping& map, size_t index) { return map.bytes() + index * page_size(); }
 };
-
-// Shorthand for the two requirements of a guest_memfd the host can fault in.
-#define REQUIRE_HOST_SHARED_GMEM()            \
-  REQUIRE_FEATURE("gmem.flag.MMAP");          \
-  REQUIRE_FEATURE("gmem.flag.INIT_SHARED")
 
 // Without GUEST_MEMFD_FLAG_MMAP the file cannot be mapped at all, shared or private.
 TEST_F(Mmap, FailsWithEnodevWithoutMmapFlag) {
@@ -70,46 +64,37 @@ TEST_F(Mmap, RefusesExecutableMappings) {
 
 // Memory shared with the host reads as zero until written.
 TEST_F(Mmap, NewPagesReadAsZero) {
-  REQUIRE_HOST_SHARED_GMEM();
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size(), kHostShared));
-  ASSERT_OK_AND_ASSIGN(Mapping map, gmem.Map(size()));
-  EXPECT_TRUE(BytesAre(map.bytes(), size(), 0));
+  SET_UP_SHARED_GMEM(size());
+  EXPECT_TRUE(BytesAre(map().bytes(), size(), 0));
 }
 
 // Two mappings of one file see each other's writes, both ways.
 TEST_F(Mmap, TwoMappingsShareContents) {
-  REQUIRE_HOST_SHARED_GMEM();
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size(), kHostShared));
-  ASSERT_OK_AND_ASSIGN(Mapping first, gmem.Map(size()));
-  ASSERT_OK_AND_ASSIGN(Mapping second, gmem.Map(size()));
-  ASSERT_TRUE(FillBytes(page(first, 0), page_size(), 0x11));
+  SET_UP_SHARED_GMEM(size());
+  ASSERT_OK_AND_ASSIGN(Mapping second, gmem().Map(size()));
+  ASSERT_TRUE(FillBytes(page(map(), 0), page_size(), 0x11));
   ASSERT_TRUE(FillBytes(page(second, 1), page_size(), 0x22));
   EXPECT_TRUE(BytesAre(page(second, 0), page_size(), 0x11));
-  EXPECT_TRUE(BytesAre(page(first, 1), page_size(), 0x22));
+  EXPECT_TRUE(BytesAre(page(map(), 1), page_size(), 0x22));
 }
 
 // A mapping at a file offset shows the file's pages from that offset on.
 TEST_F(Mmap, MappingAtOffsetSeesThosePages) {
-  REQUIRE_HOST_SHARED_GMEM();
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size(), kHostShared));
-  ASSERT_OK_AND_ASSIGN(Mapping whole, gmem.Map(size()));
-  ASSERT_OK_AND_ASSIGN(Mapping tail, gmem.Map(page_size(), static_cast<off_t>(2 * page_size())));
-  ASSERT_TRUE(FillBytes(page(whole, 2), page_size(), 0x33));
-  EXPECT_TRUE(BytesAre(tail.bytes(), page_size(), 0x33));
-  ASSERT_TRUE(FillBytes(tail.bytes(), page_size(), 0x44));
-  EXPECT_TRUE(BytesAre(page(whole, 2), page_size(), 0x44));
-  EXPECT_TRUE(BytesAre(page(whole, 1), page_size(), 0));
+  SET_UP_SHARED_GMEM(size());
+  ASSERT_OK_AND_ASSIGN(Mapping third, gmem().Map(page_size(), static_cast<off_t>(2 * page_size())));
+  ASSERT_TRUE(FillBytes(page(map(), 2), page_size(), 0x33));
+  EXPECT_TRUE(BytesAre(third.bytes(), page_size(), 0x33));
+  ASSERT_TRUE(FillBytes(third.bytes(), page_size(), 0x44));
+  EXPECT_TRUE(BytesAre(page(map(), 2), page_size(), 0x44));
+  EXPECT_TRUE(BytesAre(page(map(), 1), page_size(), 0));
 }
 
 // Contents belong to the file, not the mapping: they survive munmap and a new mmap.
 TEST_F(Mmap, ContentsOutliveTheMapping) {
-  REQUIRE_HOST_SHARED_GMEM();
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size(), kHostShared));
-  {
-    ASSERT_OK_AND_ASSIGN(Mapping map, gmem.Map(size()));
-    ASSERT_TRUE(FillBytes(map.bytes(), size(), 0x55));
-  }
-  ASSERT_OK_AND_ASSIGN(Mapping again, gmem.Map(size()));
+  SET_UP_SHARED_GMEM(size());
+  ASSERT_TRUE(FillBytes(map().bytes(), size(), 0x55));
+  map().reset();
+  ASSERT_OK_AND_ASSIGN(Mapping again, gmem().Map(size()));
   EXPECT_TRUE(BytesAre(again.bytes(), size(), 0x55));
 }
 
@@ -124,29 +109,26 @@ TEST_F(Mmap, ContentsOutliveTheMapping) {
 
 // A forked child shares the mapping: it sees the parent's writes and the parent sees its writes.
 TEST_F(Mmap, ForkedChildSharesContents) {
-  REQUIRE_HOST_SHARED_GMEM();
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size(), kHostShared));
-  ASSERT_OK_AND_ASSIGN(Mapping map, gmem.Map(size()));
-  ASSERT_TRUE(FillBytes(map.bytes(), size(), 0x66));
+  SET_UP_SHARED_GMEM(size());
+  ASSERT_TRUE(FillBytes(map().bytes(), size(), 0x66));
   pid_t child = fork();
   ASSERT_THAT(child, SyscallSucceeds());
-  if (child == 0) ChildCheckThenFill(map.bytes(), size(), 0x66, 0x77);
+  if (child == 0) ChildCheckThenFill(map().bytes(), size(), 0x66, 0x77);
   int status = 0;
   ASSERT_THAT(waitpid(child, &status, 0), SyscallSucceedsWithValue(child));
   ASSERT_TRUE(WIFEXITED(status)) << "child status " << status;
   EXPECT_EQ(WEXITSTATUS(status), 0) << "the child did not read the parent's 0x66";
-  EXPECT_TRUE(BytesAre(map.bytes(), size(), 0x77));
+  EXPECT_TRUE(BytesAre(map().bytes(), size(), 0x77));
 }
 
 // A fault at or past i_size raises SIGBUS, though mmap itself accepts a range past the end.
 TEST_F(Mmap, FaultPastEndOfFileRaisesSigbus) {
-  REQUIRE_HOST_SHARED_GMEM();
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size(), kHostShared));
-  ASSERT_OK_AND_ASSIGN(Mapping map, gmem.Map(2 * size()));
-  EXPECT_TRUE(TouchSucceeds(page(map, kPages - 1), Access::kWrite));
+  SET_UP_SHARED_GMEM(size());
+  ASSERT_OK_AND_ASSIGN(Mapping beyond, gmem().Map(2 * size()));
+  EXPECT_TRUE(TouchSucceeds(page(beyond, kPages - 1), Access::kWrite));
   for (size_t index : {kPages, 2 * kPages - 1}) {
-    EXPECT_TRUE(TouchRaises(page(map, index), Access::kRead, SIGBUS)) << "page " << index;
-    EXPECT_TRUE(TouchRaises(page(map, index), Access::kWrite, SIGBUS)) << "page " << index;
+    EXPECT_TRUE(TouchRaises(page(beyond, index), Access::kRead, SIGBUS)) << "page " << index;
+    EXPECT_TRUE(TouchRaises(page(beyond, index), Access::kWrite, SIGBUS)) << "page " << index;
   }
 }
 
@@ -170,6 +152,7 @@ TEST_F(Mmap, InitSharedRefusedOnPrivateMemoryVmTypes) {
                                std::pair{KVM_X86_SNP_VM, "vm_type.SNP"},
                                std::pair{KVM_X86_TDX_VM, "vm_type.TDX"}}) {
     if (auto missing = ProbedFeatures().Why(feature)) {
+      if (missing->broken) ADD_FAILURE() << missing->text;
       skipped += "\n" + missing->text;
       continue;
     }
@@ -177,7 +160,7 @@ TEST_F(Mmap, InitSharedRefusedOnPrivateMemoryVmTypes) {
     ASSERT_OK_AND_ASSIGN(Vm private_vm, kvm().CreateVm(type));
     EXPECT_EQ(private_vm.CheckExtension(KVM_CAP_GUEST_MEMFD_FLAGS) & GUEST_MEMFD_FLAG_INIT_SHARED, 0)
         << "KVM_CAP_GUEST_MEMFD_FLAGS advertises GUEST_MEMFD_FLAG_INIT_SHARED";
-    for (uint64_t flags : {uint64_t{GUEST_MEMFD_FLAG_INIT_SHARED}, kHostShared})
+    for (uint64_t flags : {uint64_t{GUEST_MEMFD_FLAG_INIT_SHARED}, kHostSharedGmemFlags})
       EXPECT_THAT(private_vm.RawCreateGuestMemfd(page_size(), flags), SyscallFailsWithErrno(EINVAL));
     ++tested;
   }

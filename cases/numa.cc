@@ -119,6 +119,7 @@ class GmemNumaPolicy : public VmTest {
     VmTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     REQUIRE_FEATURE("numa");
+    REQUIRE_FEATURE("gmem");
     REQUIRE_FEATURE("gmem.flag.MMAP");
     REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
     nodes_ = NodesWithMemory();
@@ -142,7 +143,7 @@ TEST_F(GmemNumaPolicy, PolicyRoundTrips) {
     ASSERT_THAT(RawMbind(mapping_.addr(), mapping_.length(), mode, &first), SyscallSucceeds());
     for (int i : {0, 3}) {
       ASSERT_OK_AND_ASSIGN(std::string policy, PolicyAt(page(i)));
-      EXPECT_EQ(policy, Policy(mode, first)) << "page " << i;
+      EXPECT_EQ(policy, Policy(mode, first)) << "get_mempolicy at page " << i << " after mbind " << ModeName(mode);
     }
   }
 }

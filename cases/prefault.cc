@@ -134,6 +134,7 @@ Result<size_t> ResidentCount(const Mapping& map) {
 
 // Pre-faulting a slot of a mappable guest_memfd allocates the file's pages.
 TEST_F(PreFaultMemory, AllocatesGuestMemfdPages) {
+  REQUIRE_FEATURE("gmem");
   REQUIRE_FEATURE("gmem.flag.MMAP");
   REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
   if (vm().CheckExtension(KVM_CAP_GUEST_MEMFD) == 0)

@@ -25,6 +25,7 @@ class GmemUffdRegistration : public VmTest {
     VmTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     REQUIRE_FEATURE("uffd");
+    REQUIRE_FEATURE("gmem");
     REQUIRE_FEATURE("gmem.flag.MMAP");
     REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
     ASSERT_OK_AND_ASSIGN(gmem_, vm().CreateGuestMemfd(4 * page_size(), GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));

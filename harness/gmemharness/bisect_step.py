@@ -15,6 +15,7 @@ from .kbuild import REPO_ROOT, BuildFailed, ConfigNotHonoured, KernelTreeError
 from .verdict import BAD, SKIP, Verdict, combine, judge_run
 
 DEFAULT_SUITE = REPO_ROOT / "build" / "gmemtest"
+FAILING_LINES = 9   # of each broken case's message in a report; run.json keeps it whole
 
 
 class BadInput(InfraError):
@@ -143,11 +144,18 @@ def _boot_and_judge(kernel, step_dir: Path, options: StepOptions, result: StepRe
 
 def failing_output(run) -> str:
     """The broken cases' messages and splats, and where the console log is."""
-    lines = [f"{c.name}: {c.outcome.value}\n{c.message}".rstrip() + "".join(f"\n{s}" for s in c.splats)
+    lines = [f"{c.name}: {c.outcome.value}\n{_head(c.message)}".rstrip()
+             + "".join(f"\n{_head(s)}" for s in c.splats)
              for c in run.cases.values() if c.outcome.value in ("fail", "crash", "timeout")]
     lines = lines or [run.reason] + run.kernel_splats[:1]
     consoles = ", ".join(b.console_log for b in run.boots)
     return "\n".join(lines) + (f"\n(console: {consoles})" if consoles else "")
+
+
+def _head(text: str, lines: int = FAILING_LINES) -> str:
+    kept = text.strip().splitlines()
+    more = len(kept) - lines
+    return "\n".join(kept[:lines] + ([f"... ({more} more lines in run.json)"] if more > 0 else []))
 
 
 def _write_record(result: StepResult) -> None:

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     run.add_argument("--memory", type=int, default=2048, metavar="MiB")
     run.add_argument("--cpus", type=int, default=1)
+    run.add_argument("--append", dest="kernel_args", action="append", default=[], metavar="ARG",
+                     help="extra kernel command-line argument (repeatable)")
     run.add_argument("--boot-timeout", type=float, default=120, metavar="S",
                      help="seconds from QEMU start to the suite's first event (default 120)")
     run.add_argument("--case-timeout", type=float, default=120, metavar="S", help="per case (default 120)")
@@ -117,7 +119,7 @@ def cmd_run(args) -> int:
         extra_binaries=[b.resolve() for b in args.extra_binary], gtest_filter=args.gtest_filter,
         suite_args=args.suite_args, accel=args.accel, memory_mb=args.memory, cpus=args.cpus,
         boot_timeout=args.boot_timeout, case_timeout=args.case_timeout, run_timeout=args.run_timeout,
-        resume=args.resume, extra_modules=args.extra_modules)
+        resume=args.resume, extra_modules=args.extra_modules, kernel_args=args.kernel_args)
     if not opts.binary.is_file():
         raise InfraError(f"suite binary {opts.binary} does not exist (build it: cmake --build build)")
     progress = TerminalProgress(verbose=not args.quiet)

@@ -138,6 +138,13 @@ class PrivateApt:
         return debs
 
 
+def unpack(deb: Path, dest: Path) -> None:
+    """Extract a .deb's files under `dest` (no maintainer scripts run)."""
+    proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise InfraError(f"cannot unpack {deb.name}: {proc.stderr.strip()}")
+
+
 def _write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text() != text:
         path.write_text(text)

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import cache, kernelsource
+from . import cache, debapt, kernelsource
 from .debapt import PrivateApt
 from .errors import InfraError
 from .kernelsource import KernelSource
@@ -85,9 +85,7 @@ def _download_and_unpack(apt: PrivateApt, image_pkg: str, release: str, entry: P
         debs = apt.download(packages, Path(tmp))
         unpacked = Path(tmp) / "root"
         for deb in debs:
-            proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise InfraError(f"cannot unpack {deb.name}: {proc.stderr.strip()}")
+            debapt.unpack(deb, unpacked)
         _normalise_layout(unpacked, release, stage)
         (stage / "packages.txt").write_text("".join(f"{d.name}\n" for d in debs))
 

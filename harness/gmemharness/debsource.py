@@ -21,10 +21,11 @@ def fetch_source_tree(series: str, apt=None) -> Path:
         return tree
     apt = apt or debkernel.private_apt()
     apt.update()
-    if not apt.show(package):
+    shown = apt.show(package)
+    if not shown:
         raise InfraError(f"apt knows no package {package} (with the private config {apt.config})")
     with cache.staged_dir(entry) as stage, tempfile.TemporaryDirectory() as tmp:
-        deb, = apt.download([package], Path(tmp))
+        deb, = apt.download({package: shown["version"]}, Path(tmp))
         unpacked = Path(tmp) / "root"
         proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], capture_output=True, text=True)
         if proc.returncode != 0:

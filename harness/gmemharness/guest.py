@@ -1,4 +1,5 @@
 """Starting and stopping one QEMU guest on a test image, with its logs in a boot directory."""
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,15 @@ class Guest:
         self.proc.wait()
         self.initrd.unlink(missing_ok=True)
         return self.proc.returncode
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time QEMU has used so far (all threads): what the boot costs on an idle core,
+        whatever else the machine is doing. None once the process is gone."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def qemu_output(self) -> str:
         return self.qemu_log.read_text(errors="replace")

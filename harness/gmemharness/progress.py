@@ -43,6 +43,8 @@ class TerminalProgress(Progress):
         counts = run.counts()
         summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         first = f", first result after {run.first_result_s:.1f}s" if run.first_result_s else ""
+        cpu = [b.qemu_cpu_s for b in run.boots if b.qemu_cpu_s is not None]
+        first += f", QEMU used {sum(cpu):.1f} CPU-s" if cpu else ""
         reason = f": {run.reason}" if run.reason else ""
         self._print(run.label, f"{run.outcome.value.upper()} [{summary or 'no cases'}] in "
                                f"{run.total_s:.1f}s on {run.accel or '?'}{first}{reason}")

@@ -47,11 +47,6 @@ def pytest_generate_tests(metafunc):
 class _Runs:
     """Boots each kernel once in the background and hands out case results as they stream in."""
 
-    def wait_all(self) -> list[KernelRun]:
-        with self.cond:
-            self.cond.wait_for(lambda: self.finished >= set(self.runs))
-            return list(self.runs.values())
-
     def __init__(self, config):
         self.config = config
         self.runs: dict[str, KernelRun] = {}
@@ -94,6 +89,11 @@ class _Runs:
         with self.cond:
             self.cond.wait_for(lambda: (kernel, case) in self.results or kernel in self.finished)
             return self.results.get((kernel, case)), self.runs[kernel]
+
+    def wait_all(self) -> list[KernelRun]:
+        with self.cond:
+            self.cond.wait_for(lambda: self.finished >= set(self.runs))
+            return list(self.runs.values())
 
 
 class _Relay(Progress):

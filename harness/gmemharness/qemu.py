@@ -22,6 +22,7 @@ class MachineConfig:
     accel: str = "tcg"           # "kvm" or "tcg"
     memory_mb: int = 2048
     cpus: int = 1
+    numa_nodes: int = 2          # NUMA cases need more than one node; cloud kernels lack NUMA_EMU
     extra_append: list[str] = field(default_factory=list)
 
 
@@ -48,7 +49,7 @@ def kernel_cmdline(machine: MachineConfig) -> str:
     # panic=-1 with QEMU's -no-reboot: a panic ends QEMU at once instead of hanging the run.
     # oops=panic: an oops mid-case is a crash of that case, not a half-dead kernel.
     # printk.devkmsg=on: marker lines written to /dev/kmsg are never rate-limited away.
-    args = ["console=ttyS0", "panic=-1", "oops=panic", "numa=fake=2", "printk.devkmsg=on"]
+    args = ["console=ttyS0", "panic=-1", "oops=panic", "printk.devkmsg=on"]
     if machine.accel == "tcg" and (khz := host_tsc_khz()):
         args.append(f"tsc_early_khz={khz}")
     return " ".join(args + machine.extra_append)
@@ -61,10 +62,24 @@ def command(machine: MachineConfig, kernel: Path, initrd: Path, console_log: Pat
     else:
         accel = ["-accel", "tcg,thread=multi" if machine.cpus > 1 else "tcg", "-cpu", TCG_CPU]
     return [qemu_binary(), "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
-            "-no-reboot", *accel, "-m", str(machine.memory_mb), "-smp", str(machine.cpus),
+            "-no-reboot", *accel, "-m", str(machine.memory_mb), "-smp", str(machine.cpus), *numa(machine),
             "-kernel", str(kernel), "-initrd", str(initrd), "-append", kernel_cmdline(machine),
             "-chardev", f"file,id=console,path={console_log}", "-serial", "chardev:console",
             "-chardev", f"file,id=results,path={stream_log}", "-serial", "chardev:results"]
+
+
+def numa(machine: MachineConfig) -> list[str]:
+    """Memory split evenly over `numa_nodes` nodes (described to the guest by ACPI SRAT); the
+    vCPUs all sit on node 0, the others are memory-only nodes."""
+    if machine.numa_nodes < 2:
+        return []
+    size = machine.memory_mb // machine.numa_nodes
+    args = []
+    for node in range(machine.numa_nodes):
+        mem = size if node else machine.memory_mb - size * (machine.numa_nodes - 1)
+        args += ["-object", f"memory-backend-ram,id=mem{node},size={mem}M", "-numa", f"node,nodeid={node},memdev=mem{node}"
+                 + (f",cpus=0-{machine.cpus - 1}" if node == 0 else "")]
+    return args
 
 
 # -- accelerator choice ------------------------------------------------------------------------

@@ -32,6 +32,8 @@ class BootRecord:
     qemu_status: int | None = None
     seconds: float = 0.0
     first_result_s: float | None = None  # QEMU start -> first case's end event
+    qemu_cpu_s: float | None = None      # QEMU's CPU time: the boot's cost on an idle core
+    first_result_cpu_s: float | None = None
 
 
 @dataclass

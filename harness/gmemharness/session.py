@@ -35,6 +35,7 @@ class RunOptions:
     resume: bool = False                # reboot after a crashed/timed-out case, skipping it
     max_boots: int = 8
     extra_modules: list[str] = field(default_factory=list)
+    kernel_args: list[str] = field(default_factory=list)   # appended to the kernel command line
     kvm_first_output_s: float = 5.0     # a KVM boot that prints nothing by then is hung
     kvm_init_s: float = 30.0            # ... or that has not reached /init by then
 
@@ -49,17 +50,12 @@ def safe_name(label: str) -> str:
 
 def run_kernel(kernel: KernelSource, opts: RunOptions, progress: Progress | None = None,
                rules: SplatRules | None = None) -> KernelRun:
+    """Run the selected cases on `kernel`; every failure to do so ends up in the result."""
     progress = progress or Progress()
     t0 = time.monotonic()
     run = KernelRun(label=kernel.label, release=kernel.release, origin=kernel.origin)
     try:
-        rules = rules or SplatRules.load()
-        workdir = opts.out_dir / safe_name(kernel.label)
-        workdir.mkdir(parents=True, exist_ok=True)
-        base = image.build_base(image.ImageSpec(kernel, [opts.binary] + opts.extra_binaries,
-                                                opts.extra_modules), workdir / "initramfs-base.cpio")
-        selected = gtest.list_cases(opts.binary, opts.gtest_filter, opts.suite_args)
-        _boot_until_done(kernel, opts, progress, rules, run, workdir, base, selected)
+        _KernelSession(kernel, opts, progress, rules or SplatRules.load(), run).run()
     except InfraError as e:
         run.outcome, run.reason = RunOutcome.INFRA, str(e)
     run.total_s = round(time.monotonic() - t0, 2)
@@ -67,85 +63,100 @@ def run_kernel(kernel: KernelSource, opts: RunOptions, progress: Progress | None
     return run
 
 
-def _boot_until_done(kernel, opts, progress, rules, run, workdir, base, selected) -> None:
-    accel = qemu.initial_accel(opts.accel)
-    recorders: list[BootRecorder] = []
-    gtest_filter = opts.gtest_filter
-    while True:
-        number = len(recorders) + 1
-        progress.note(kernel.label, f"boot {number} ({accel})"
-                      + (f" --gtest_filter={gtest_filter}" if gtest_filter else ""))
+class _KernelSession:
+    def __init__(self, kernel: KernelSource, opts: RunOptions, progress: Progress, rules: SplatRules,
+                 run: KernelRun):
+        self.kernel, self.opts, self.progress, self.rules, self.result = kernel, opts, progress, rules, run
+        self.workdir = opts.out_dir / safe_name(kernel.label)
+
+    def run(self) -> None:
+        opts, run = self.opts, self.result
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.base = image.build_base(image.ImageSpec(self.kernel, [opts.binary] + opts.extra_binaries,
+                                                     opts.extra_modules), self.workdir / "initramfs-base.cpio")
+        selected = gtest.list_cases(opts.binary, opts.gtest_filter, opts.suite_args)
+        accel = qemu.initial_accel(opts.accel)
+        recorders: list[BootRecorder] = []
+        gtest_filter = opts.gtest_filter
+        while True:
+            self._note(f"boot {len(recorders) + 1} ({accel})" + (f" --gtest_filter={gtest_filter}" if gtest_filter else ""))
+            try:
+                recorder = self._boot(accel, len(recorders) + 1, gtest_filter)
+            except AccelUnusable as e:
+                if opts.accel != "auto":
+                    raise InfraError(f"-accel {accel} cannot run this kernel here: {e}") from None
+                self._note(f"KVM unusable on this host ({e}); falling back to TCG")
+                qemu.remember_verdict("tcg")
+                accel = "tcg"
+                continue
+            if accel == "kvm" and opts.accel == "auto":
+                qemu.remember_verdict("kvm")
+            run.accel = accel
+            recorders.append(recorder)
+            interrupted = recorder.interrupted_case
+            remaining = [c for c in selected or [] if c not in run.cases]
+            if not (opts.resume and interrupted and len(recorders) < opts.max_boots
+                    and (remaining or not selected)):
+                break
+            gtest_filter = gtest.exclude(opts.gtest_filter, list(run.cases))
+            self._note(f"resuming after {interrupted}")
+        conclude(run, recorders, selected)
+
+    def _note(self, message: str) -> None:
+        self.progress.note(self.kernel.label, message)
+
+    def _boot(self, accel: str, number: int, gtest_filter: str | None) -> BootRecorder:
+        opts, run = self.opts, self.result
+        args = [RESULT_PORT_ARG] + ([f"--gtest_filter={gtest_filter}"] if gtest_filter else []) + opts.suite_args
+        machine = qemu.MachineConfig(accel=accel, memory_mb=opts.memory_mb, cpus=opts.cpus,
+                                     extra_append=opts.kernel_args)
+        t0 = time.monotonic()
+        vm = guest.start(self.kernel, self.base, self.workdir / f"boot-{number}", machine, opts.binary.name, args)
+        record = BootRecord(number=number, console_log=str(vm.console_log), stream_log=str(vm.stream_log),
+                            accel=accel)
+        recorder = BootRecorder(run, number, on_case=lambda r: self.progress.case(self.kernel.label, r))
+        follower = _Follower(vm.stream_log, vm.console_log, recorder, self.rules)
         try:
-            recorder = _boot(kernel, opts, progress, rules, run, workdir, base, accel, number, gtest_filter)
-        except AccelUnusable as e:
-            if opts.accel != "auto":
-                raise InfraError(f"-accel {accel} cannot run this kernel here: {e}") from None
-            progress.note(kernel.label, f"KVM unusable on this host ({e}); falling back to TCG")
-            qemu.remember_verdict("tcg")
-            accel = "tcg"
-            continue
-        if accel == "kvm" and opts.accel == "auto":
-            qemu.remember_verdict("kvm")
-        run.accel = accel
-        recorders.append(recorder)
-        interrupted = recorder.interrupted_case
-        finished = [c.name for c in run.cases.values() if c.outcome != CaseOutcome.NOTRUN]
-        remaining = [c for c in selected or [] if c not in run.cases]
-        if not (opts.resume and interrupted and len(recorders) < opts.max_boots
-                and (remaining or not selected)):
-            break
-        gtest_filter = gtest.exclude(opts.gtest_filter, finished)
-        progress.note(kernel.label, f"resuming after {interrupted}")
-    conclude(run, recorders, selected)
+            end = self._watch(vm, follower, accel, t0, record)
+        finally:
+            status = vm.stop()
+            follower.poll(final=True)
+        end.qemu_status, end.qemu_stderr = status, vm.qemu_output()
+        if accel == "kvm" and not recorder.booted and status != 0:
+            raise AccelUnusable(f"QEMU exited with {status}: {end.qemu_stderr.strip()[-200:]}")
+        if accel == "kvm" and recorder.no_kvm:
+            raise AccelUnusable("the guest has no /dev/kvm under KVM (no nested virtualization)")
+        recorder.finish(end, follower.scanner.last_line)
+        record.end, record.qemu_status = recorder.reason or "completed", status
+        record.seconds = round(time.monotonic() - t0, 2)
+        run.boots.append(record)
+        return recorder
 
-
-def _boot(kernel, opts, progress, rules, run, workdir, base, accel, number, gtest_filter) -> BootRecorder:
-    args = [RESULT_PORT_ARG] + ([f"--gtest_filter={gtest_filter}"] if gtest_filter else []) + opts.suite_args
-    machine = qemu.MachineConfig(accel=accel, memory_mb=opts.memory_mb, cpus=opts.cpus)
-    t0 = time.monotonic()
-    vm = guest.start(kernel, base, workdir / f"boot-{number}", machine, opts.binary.name, args)
-    record = BootRecord(number=number, console_log=str(vm.console_log), stream_log=str(vm.stream_log), accel=accel)
-    recorder = BootRecorder(run, number, on_case=lambda r: progress.case(kernel.label, r))
-    follower = _Follower(vm.stream_log, vm.console_log, recorder, rules)
-    try:
-        end = _watch(vm.proc, follower, opts, accel, t0, record)
-    finally:
-        status = vm.stop()
-    follower.poll(final=True)
-    end.qemu_status, end.qemu_stderr = status, vm.qemu_output()
-    if accel == "kvm" and not recorder.booted and status != 0:
-        raise AccelUnusable(f"QEMU exited with {status}: {end.qemu_stderr.strip()[-200:]}")
-    if accel == "kvm" and recorder.no_kvm:
-        raise AccelUnusable("the guest has no /dev/kvm under KVM (no nested virtualization)")
-    recorder.finish(end, follower.scanner.last_line)
-    record.end, record.qemu_status = recorder.reason or "completed", status
-    record.seconds = round(time.monotonic() - t0, 2)
-    run.boots.append(record)
-    return recorder
-
-
-def _watch(proc, follower, opts: RunOptions, accel: str, t0: float, record: BootRecord) -> BootEnd:
-    """Follow the guest until QEMU exits or a time limit runs out."""
-    trial = accel == "kvm" and opts.accel == "auto"
-    while True:
-        exited = proc.poll() is not None
-        follower.poll()
-        now = time.monotonic()
-        elapsed = now - t0
-        if record.first_result_s is None and follower.first_end_at is not None:
-            record.first_result_s = round(follower.first_end_at - t0, 2)
-        if exited:
-            return BootEnd()
-        rec = follower.recorder
-        if False:
-            raise AccelUnusable(f"no console output in {opts.kvm_first_output_s:.0f}s")
-        if trial and not rec.booted and elapsed > opts.kvm_init_s:
-            raise AccelUnusable(f"/init not reached in {opts.kvm_init_s:.0f}s")
-        if rec.running and now - follower.case_started_at > opts.case_timeout:
-            return BootEnd(case_timeout=True)
-        if (not rec.hello and elapsed > opts.boot_timeout) or elapsed > opts.run_timeout:
-            return BootEnd(boot_timeout=True)
-        time.sleep(POLL_S)
+    def _watch(self, vm: guest.Guest, follower, accel: str, t0: float, record: BootRecord) -> BootEnd:
+        """Follow the guest until QEMU exits or a time limit runs out."""
+        opts = self.opts
+        trial = accel == "kvm" and opts.accel == "auto"
+        while True:
+            record.qemu_cpu_s = vm.cpu_seconds() or record.qemu_cpu_s
+            exited = vm.proc.poll() is not None
+            follower.poll()
+            now = time.monotonic()
+            elapsed = now - t0
+            if record.first_result_s is None and follower.first_end_at is not None:
+                record.first_result_s = round(follower.first_end_at - t0, 2)
+                record.first_result_cpu_s = record.qemu_cpu_s
+            if exited:
+                return BootEnd()
+            rec = follower.recorder
+            if trial and not follower.console_bytes and elapsed > opts.kvm_first_output_s:
+                raise AccelUnusable(f"no console output in {opts.kvm_first_output_s:.0f}s")
+            if trial and not rec.booted and elapsed > opts.kvm_init_s:
+                raise AccelUnusable(f"/init not reached in {opts.kvm_init_s:.0f}s")
+            if rec.running and now - follower.case_started_at > opts.case_timeout:
+                return BootEnd(case_timeout=True)
+            if (not rec.hello and elapsed > opts.boot_timeout) or elapsed > opts.run_timeout:
+                return BootEnd(boot_timeout=True)
+            time.sleep(POLL_S)
 
 
 class _Follower:

@@ -40,7 +40,7 @@ def judge_run(run) -> Verdict:
     broken = [c for c in run.cases.values() if c.outcome.value in ("fail", "crash", "timeout")]
     if broken:
         first = broken[0]
-        return Verdict(BAD, f"{first.name} {first.outcome.value}: {first.message}".strip())
+        return Verdict(BAD, f"{first.name} {first.outcome.value}: {first_line(first.message)}".strip())
     if outcome != "ok":
         return Verdict(BAD, f"{outcome}: {run.reason}")
     passed = [c for c in run.cases.values() if c.outcome.value == "pass"]
@@ -67,3 +67,9 @@ def combine(verdicts: list[Verdict], flaky: str = BAD) -> Verdict:
         return Verdict(flaky, f"flaky ({tally}); counted as {flaky}: {first[BAD]}")
     kind = BAD if count[BAD] else GOOD
     return Verdict(kind, first[kind] if len(verdicts) == 1 else f"{tally}; {first[kind]}")
+
+
+def first_line(text: str, limit: int = 200) -> str:
+    """The first line of a (possibly long, multi-line) message, cut at `limit` characters."""
+    line = text.strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[:limit] + "..."

@@ -40,6 +40,16 @@ def test_a_failing_case_is_bad_and_named():
     assert "Creation.RejectsUnknownFlagBits fail: flag accepted" in verdict.reason
 
 
+def test_long_failure_is_cut_in_the_verdict_and_the_report():
+    message = "\n".join(f"creation.cc:31: flags=0x{1 << i:x} accepted" for i in range(60))
+    run = kernel_run(("Creation.RejectsUnknownFlagBits", "fail", message), outcome=RunOutcome.FAIL)
+    assert judge_run(run).reason == "Creation.RejectsUnknownFlagBits fail: creation.cc:31: flags=0x1 accepted"
+    report = bisect_step.failing_output(run).splitlines()
+    assert report[0] == "Creation.RejectsUnknownFlagBits: fail"
+    assert report[1:1 + bisect_step.FAILING_LINES] == message.splitlines()[:bisect_step.FAILING_LINES]
+    assert report[1 + bisect_step.FAILING_LINES] == f"... ({60 - bisect_step.FAILING_LINES} more lines in run.json)"
+
+
 def test_crash_inside_a_case_is_bad():
     run = kernel_run(("Creation.A", "crash", "kernel panic"), outcome=RunOutcome.CRASH)
     assert judge_run(run).kind == BAD
@@ -433,3 +443,18 @@ def test_series_bad_input_exit_codes(tmp_path, fake_build_and_boot, capsys):
     assert "holds no patch" in capsys.readouterr().err
     assert run_series_cli(tmp_path, tmp_path / "empty", series_dir) == 2
     assert "not a Linux kernel source tree" in capsys.readouterr().err
+
+
+def test_series_culprit_that_fails_verification_is_not_reported_as_found(tmp_path, fake_build_and_boot, capsys):
+    tree, series_dir = series_setup(tmp_path, culprit=3)
+    seen = {}
+
+    def flaky_judge(bzimage: Path) -> KernelRun:
+        content = bzimage.read_bytes()
+        seen[content] = seen.get(content, 0) + 1
+        if b"BROKEN" in content or seen[content] > 1:   # a re-test of any prefix fails
+            return kernel_run(("Fake.A", "fail", "flaky"), outcome=RunOutcome.FAIL)
+        return kernel_run(("Fake.A", "pass", ""))
+    fake_build_and_boot["judge"] = flaky_judge
+    assert run_series_cli(tmp_path, tree, series_dir) == 1
+    assert "NOT verified" in capsys.readouterr().out

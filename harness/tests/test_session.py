@@ -107,10 +107,12 @@ def test_kvm_that_prints_nothing_falls_back_to_tcg_and_is_remembered(tmp_path, f
     monkeypatch.setattr(qemu, "initial_accel", lambda requested: "kvm")
     guest.append([["hang", None]])
     guest.append([BOOTED, HELLO, start("Fake.A"), end("Fake.A"), DONE])
+    progress = Notes()
     run = session.run_kernel(fake_kernel, options(tmp_path, accel="auto", kvm_first_output_s=0.3, kvm_init_s=600,
-                                                  suite_args=["--fake_cases=Fake.A"]))
+                                                  suite_args=["--fake_cases=Fake.A"]), progress)
     assert run.outcome == RunOutcome.OK, run.reason
     assert run.accel == "tcg"
+    assert any("KVM unusable" in n and "no console output" in n for n in progress.notes)
     assert qemu.remembered_verdict() == "tcg"
 
 

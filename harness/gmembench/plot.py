@@ -1,0 +1,57 @@
+"""A PNG of the demand-paging rate against the vCPU count: one line per run and mode, and the
+reference figures (1/8/64 vCPUs, before and after keeping faults off the slow GUP path) dashed.
+Needs matplotlib (Debian: python3-matplotlib); everything else in gmembench is stdlib only."""
+from pathlib import Path
+
+from .results import BenchRun
+from .summary import paging_modes
+
+REFERENCE_CURVES = {
+    "reference: uffd via the slow GUP path": {1: 150e3, 8: 155e3, 64: 86e3},
+    "reference: faults kept off the slow GUP path": {1: 340e3, 8: 1239e3, 64: 3482e3},
+}
+
+
+def series(run: BenchRun) -> dict[str, list[tuple[int, float]]]:
+    """mode -> [(vCPUs, overall pages/s)] of the benchmarks that ran, by vCPU count."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for mode in paging_modes(run):
+        points = []
+        for name, b in run.benches.items():
+            if name.startswith(f"demand_paging/{mode}/vcpus:") and b.ran:
+                points.append((int(name.rsplit(":", 1)[1]), b.median))
+        if points:
+            out[mode] = sorted(points)
+    return out
+
+
+def plot(runs: list[BenchRun], out: Path, reference: bool = True) -> Path:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise RuntimeError("plotting needs matplotlib: apt-get install python3-matplotlib") from e
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for run in runs:
+        for mode, points in series(run).items():
+            xs, ys = zip(*points)
+            label = mode if len(runs) == 1 else f"{run.label}: {mode}"
+            ax.plot(xs, ys, marker="o", label=label)
+    if reference:
+        for label, curve in REFERENCE_CURVES.items():
+            ax.plot(list(curve), list(curve.values()), linestyle="--", color="grey", marker="x", alpha=0.6,
+                    label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("vCPUs")
+    ax.set_ylabel("overall demand paging rate (pages/s)")
+    ax.set_title("Demand paging rate vs vCPU count")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
