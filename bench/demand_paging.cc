@@ -18,7 +18,6 @@
 #include <fmt/format.h>
 
 #include <cstring>
-#include <functional>
 #include <latch>
 #include <memory>
 #include <optional>

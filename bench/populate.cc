@@ -18,8 +18,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
-#include <functional>
 #include <memory>
 #include <optional>
 

@@ -38,6 +38,11 @@ class Fallocate : public SharedGmemTest {
   static off_t size() { return static_cast<off_t>(kPages * page_size()); }
   static off_t pages(off_t n) { return n * static_cast<off_t>(page_size()); }
 
+  // Ranges that start at the end of the file, start past it, or straddle it.
+  static std::vector<Range> PastEnd() {
+    return {{size(), pages(1)}, {size() + pages(1), pages(1)}, {size() - pages(1), pages(2)}};
+  }
+
   // The file's size as fstat reports it.
   static off_t FileSize(const GuestMemfd& gmem) {
     struct stat st {};
@@ -105,8 +110,7 @@ TEST_F(Fallocate, RefusesOtherModesWithEopnotsupp) {
 TEST_F(Fallocate, AllocationPastEndOfFileFailsWithEinval) {
   REQUIRE_FEATURE("gmem");
   ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size()));
-  for (Range r : {Range{size(), pages(1)}, Range{size() + pages(1), pages(1)},
-                  Range{size() - pages(1), pages(2)}})
+  for (Range r : PastEnd())
     EXPECT_THAT(gmem.RawFallocate(kAllocate, r.offset, r.length), SyscallFailsWithErrno(EINVAL));
   EXPECT_EQ(FileSize(gmem), size());
 }
@@ -115,8 +119,7 @@ TEST_F(Fallocate, AllocationPastEndOfFileFailsWithEinval) {
 TEST_F(Fallocate, PunchHolePastEndOfFileSucceeds) {
   REQUIRE_FEATURE("gmem");
   ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size()));
-  for (Range r : {Range{size(), pages(1)}, Range{size() + pages(1), pages(1)},
-                  Range{size() - pages(1), pages(2)}})
+  for (Range r : PastEnd())
     EXPECT_THAT(gmem.RawPunchHole(r.offset, r.length), SyscallSucceeds());
   EXPECT_EQ(FileSize(gmem), size());
 }

@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--modules", type=Path, help="modules directory for a bzImage KERNEL")
     v.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     v.add_argument("--memory", type=int, default=2048, metavar="MiB")
-    v.add_argument("--cpus", type=int, default=2)
+    v.add_argument("--cpus", type=int, default=1, help="guest CPUs (default 1: under TCG a second CPU makes "
+                   "every userfault wake-up an emulated IPI)")
     v.add_argument("--timeout", type=float, default=3600, metavar="S", help="per kernel")
     _add_compare_args(v)
     v.set_defaults(func=cmd_vm)

@@ -32,17 +32,27 @@ def plot(runs: list[BenchRun], out: Path, reference: bool = True) -> Path:
         import matplotlib.pyplot as plt
     except ImportError as e:
         raise RuntimeError("plotting needs matplotlib: apt-get install python3-matplotlib") from e
+    from matplotlib.ticker import ScalarFormatter
     fig, ax = plt.subplots(figsize=(8, 5))
-    for run in runs:
+    ticks: set[int] = set()
+    colors: dict[str, str] = {}
+    styles = ["-", "-.", ":", (0, (5, 1))]
+    for i, run in enumerate(runs):
         for mode, points in series(run).items():
             xs, ys = zip(*points)
+            ticks.update(xs)
+            # One colour per mode, one line style per run, so two kernels' curves pair up.
+            color = colors.setdefault(mode, f"C{len(colors) % 10}")
             label = mode if len(runs) == 1 else f"{run.label}: {mode}"
-            ax.plot(xs, ys, marker="o", label=label)
+            ax.plot(xs, ys, marker="o", color=color, linestyle=styles[i % len(styles)], label=label)
     if reference:
         for label, curve in REFERENCE_CURVES.items():
             ax.plot(list(curve), list(curve.values()), linestyle="--", color="grey", marker="x", alpha=0.6,
                     label=label)
+            ticks.update(curve)
     ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(ticks))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set_yscale("log")
     ax.set_xlabel("vCPUs")
     ax.set_ylabel("overall demand paging rate (pages/s)")

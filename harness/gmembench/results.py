@@ -10,7 +10,8 @@ SKIP_PREFIX = "SKIP: "
 ERROR_PREFIX = "ERROR: "
 
 # Google Benchmark appends these to names; they are options, not part of what was measured.
-_OPTION_SUFFIX = re.compile(r"/(iterations|repeats|min_time|min_warmup_time|threads):[^/]+|/(manual_time|real_time|process_time)")
+_OPTION_SUFFIX = re.compile(r"/(iterations|repeats|min_time|min_warmup_time|threads):[^/]+"
+                            r"|/(manual_time|real_time|process_time)")
 
 _TIME_UNIT_S = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 

@@ -87,7 +87,7 @@ def series_repository(source_tree: Path, root: Path) -> Path:
     tree.mkdir(parents=True)
     subprocess.run(["cp", "-a", f"{source_tree}/.", str(tree)], check=True)
     git(tree, "init", "-q")
-    git(tree, "add", "-A")
+    git(tree, "add", "-A", "--force")   # Debian's .gitignore ignores the whole top level
     git(tree, "commit", "-q", "-m", "base: Debian linux-source-7.3")
     git(tree, "am", "-q", *[str(p) for p in sorted(SERIES.glob("*.patch"))])
     return tree
