@@ -55,9 +55,9 @@ struct GupBackend {
   bool direct_map;
 };
 const GupBackend kGupBackends[] = {
-    {"memfd", false},
+    {"memfd", true},
     {"guest_memfd", true},
-    {"memfd_secret", true},
+    {"memfd_secret", false},
     {"guest_memfd_no_direct_map", false},
 };
 

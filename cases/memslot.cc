@@ -21,8 +21,9 @@ namespace {
 
 constexpr uint64_t kGpa = 1ULL << 30;
 
-// A default VM that can bind guest_memfd memslots. Kernels before 6.18 create guest_memfd files on
-// any VM but bind them only on VM types with private memory; the per-VM capability tells.
+// A default VM that can bind guest_memfd memslots. Older kernels (6.12, for one) create
+// guest_memfd files on any VM but bind them only on VM types with private memory; the per-VM
+// capability tells which.
 class MemslotBinding : public VmTest {
  protected:
   void SetUp() override {
@@ -129,7 +130,7 @@ TEST_F(MemslotBinding, RejectsAnotherVmsGmem) {
   EXPECT_THAT(other.RawSetMemoryRegion2(GmemRegion(1, kGpa, P(1), foreign, 0)), SyscallSucceeds());
 }
 
-// File descriptors that are not a guest_memfd are refused; a closed descriptor with EBADF.
+// File descriptors that are not a guest_memfd are refused; a number with no open file, with EBADF.
 TEST_F(MemslotBinding, RejectsOtherFileDescriptors) {
   ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4)));
   ASSERT_OK_AND_ASSIGN(BackendFile memfd, FindBackend("memfd")->Create(P(4)));

@@ -227,7 +227,7 @@ TEST_F(GmemNumaPlacement, PagesLandOnTheBoundNode) {
   NodeMask on_a = NodeMask::Of(a), on_b = NodeMask::Of(b);
   ASSERT_THAT(RawMbind(page(0), 2 * page_size(), MPOL_BIND, &on_b), SyscallSucceeds());
   ASSERT_THAT(RawMbind(page(2), 2 * page_size(), MPOL_BIND, &on_a), SyscallSucceeds());
-  EXPECT_EQ(TouchAndLocate(), (std::vector<int>{a, a, b, b}));
+  EXPECT_EQ(TouchAndLocate(), (std::vector<int>{b, b, a, a}));
 }
 
 // A new policy does not move pages already allocated; pages allocated again follow it.

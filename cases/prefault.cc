@@ -121,7 +121,7 @@ TEST_F(PreFaultMemory, ReportsProgressUpToTheSlotEnd) {
   kvm_pre_fault_memory range = Range(end - P(2), P(4));
   EXPECT_THAT(PreFault(range), SyscallSucceeds());
   EXPECT_EQ(range.gpa, end);
-  EXPECT_EQ(range.size, P(1));
+  EXPECT_EQ(range.size, P(2));
   EXPECT_THAT(PreFault(range), SyscallFailsWithErrno(ENOENT));
 }
 

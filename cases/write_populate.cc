@@ -44,7 +44,7 @@ struct WriteSemantics {
 };
 
 const WriteSemantics kSemantics[] = {
-    {"memfd", 0, EINVAL, false, true},
+    {"memfd", 0, 0, false, true},
     {"guest_memfd_write", EINVAL, EINVAL, true, false},
 };
 
@@ -193,7 +193,7 @@ struct NoFlagAnswer {
 };
 // Mainline (7.3 virt/kvm/guest_memfd.c kvm_gmem_fops: no write_iter, file without FMODE_PWRITE):
 // vfs_write() finds no FMODE_CAN_WRITE, ksys_pwrite64() no FMODE_PWRITE.
-constexpr NoFlagAnswer kMainline{"mainline (no write_iter, no FMODE_PWRITE)", EINVAL, EINVAL};
+constexpr NoFlagAnswer kMainline{"mainline (no write_iter, no FMODE_PWRITE)", EINVAL, ESPIPE};
 // gmem-write-v7: write_iter and FMODE_PWRITE on every guest_memfd; write_begin refuses without the flag.
 constexpr NoFlagAnswer kWriteSeries{"gmem-write-v7 (kvm_gmem_write_begin without the flag)", ENODEV, ENODEV};
 

@@ -7,13 +7,13 @@
 # Exit codes: gmemharness's (0 ok, 3 crash, 4 timeout, 5 infrastructure, 6 expectation not met).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${GMEMTEST_BUILD:-build}
+suite=$(realpath -m "${GMEMTEST_BUILD:-build}/cases/gmemtest")
 read -r -a kernels <<<"${GMEMTEST_CI_KERNELS:-7.2.13+deb14-cloud-amd64 7.3.4+deb13-cloud-amd64 6.12.107+deb13-cloud-amd64}"
 out="$PWD/results/vm"
 rm -rf "$out"
 
 echo "== suite in ${kernels[*]}"
-(cd harness && /usr/bin/python3 -m gmemharness run "${kernels[@]}" --binary "../$build/cases/gmemtest" \
+(cd harness && /usr/bin/python3 -m gmemharness run "${kernels[@]}" --binary "$suite" \
    --out "$out" --expect ../ci/expect --resume --quiet --color never)
 
 if [[ "${GMEMTEST_SKIP_HARNESS_VM:-0}" != 1 ]]; then

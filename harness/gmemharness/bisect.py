@@ -35,6 +35,8 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flaky", choices=FLAKY_POLICIES, default="bad",
                         help="verdict of a step whose runs disagree (default: bad)")
     parser.add_argument("--jobs", type=int, default=None, help="make -j (default: CPU count)")
+    parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                        help="QEMU accelerator (default: auto, KVM when usable, else TCG)")
     parser.add_argument("--boot-timeout", type=float, default=120)
     parser.add_argument("--case-timeout", type=float, default=120)
 
@@ -42,7 +44,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 def _options(args) -> StepOptions:
     return StepOptions(gtest_filter=args.gtest_filter, suite=args.suite.resolve(),
                        fragment=args.fragment.resolve(), repeats=args.repeats, flaky=args.flaky,
-                       jobs=args.jobs, boot_timeout=args.boot_timeout,
+                       jobs=args.jobs, accel=args.accel, boot_timeout=args.boot_timeout,
                        case_timeout=args.case_timeout)
 
 
@@ -68,7 +70,11 @@ def bisect_run_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path,
                         help="build dir and step logs (default: GIT_DIR/gmemtest-bisect)")
     _common_options(parser)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        # argparse's usage error (2) would read as "bad" to git bisect: stop it instead.
+        return e.code if e.code in (0, None) else EXIT_ABORT
     tree = args.tree.resolve()
     try:
         options = _options(args)

@@ -349,6 +349,12 @@ def test_bisect_run_skips_build_and_boot_failures(kernel_git_tree, tmp_path, fak
     assert run_cli(kernel_git_tree, tmp_path) == 125
 
 
+def test_bisect_run_usage_error_stops_git_bisect(kernel_git_tree, capsys):
+    assert bisect.bisect_run_main([str(kernel_git_tree)]) == 128      # --filter missing
+    assert "--filter" in capsys.readouterr().err
+    assert bisect.bisect_run_main(["--filter", "*", "--repeats", "x"]) == 128
+
+
 def test_bisect_run_stops_on_bad_input(kernel_git_tree, tmp_path, fake_build_and_boot, capsys):
     assert bisect.bisect_run_main([str(tmp_path / "suite-dir-is-no-kernel"), "--filter", "*"]) == 128
     assert "not a Linux kernel source tree" in capsys.readouterr().err
