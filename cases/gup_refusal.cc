@@ -196,8 +196,11 @@ class GupRefusal : public ::testing::TestWithParam<const Backend*> {
 
   void SetUp() override {
     REQUIRE_BACKEND(GetParam());
+    const GupBackend* row = nullptr;
     for (const GupBackend& b : kGupBackends)
-      if (b.name == GetParam()->name()) direct_map_ = b.direct_map;
+      if (b.name == GetParam()->name()) row = &b;
+    ASSERT_NE(row, nullptr) << "no kGupBackends row for " << GetParam()->name();
+    direct_map_ = row->direct_map;
     ASSERT_OK_AND_ASSIGN(file_, GetParam()->Create(page()));
     ASSERT_OK_AND_ASSIGN(map_, file_.Map(page()));
     ASSERT_TRUE(FillBytes(map_.bytes(), page(), kMapped));  // CPU access works on every backend
@@ -207,6 +210,31 @@ class GupRefusal : public ::testing::TestWithParam<const Backend*> {
 
   static size_t page() { return static_cast<size_t>(getpagesize()); }
   void* addr() const { return map_.addr(); }
+
+  // Opens a file doing real direct I/O, holding one page of kOutside; or says why there is none.
+  std::optional<std::string> OpenDirectIoFile(FileDescriptor& fd) {
+    const DirectIoDir& dir = FindDirectIoDir();
+    if (dir.path.empty()) return dir.why_none;
+    std::optional<int> raw = OpenDirectTmpfile(dir.path);
+    if (!raw) {
+      ADD_FAILURE() << "O_TMPFILE|O_DIRECT in " << dir.path << ": " << ErrnoName(errno);
+      return "no direct-I/O file";
+    }
+    fd.reset(*raw);
+    EXPECT_EQ(pwrite(fd.get(), outside_.addr(), page(), 0), static_cast<long>(page()));
+    return std::nullopt;
+  }
+
+  // /proc/<child>/mem of a stopped child that shares the mapping (the child stays alive with it).
+  bool OpenChildMem(std::optional<TracedChild>& child, FileDescriptor& mem) {
+    auto started = TracedChild::Start();
+    EXPECT_TRUE(started.ok()) << (started.ok() ? "" : started.error().message());
+    if (!started.ok()) return false;
+    child.emplace(std::move(started).value());
+    mem.reset(open(fmt::format("/proc/{}/mem", child->pid()).c_str(), O_RDWR | O_CLOEXEC));
+    EXPECT_TRUE(mem.valid()) << "open(/proc/" << child->pid() << "/mem): " << ErrnoName(errno);
+    return mem.valid();
+  }
 
   // A GUP user's outcome here: success where the pages are in the direct map, `refused` otherwise.
   ::testing::Matcher<SyscallResult> Gup(int refused) const {
@@ -230,27 +258,17 @@ class GupRefusal : public ::testing::TestWithParam<const Backend*> {
 
 // O_DIRECT read into the mapping pins it as the bio's target: refused without a direct map.
 TEST_P(GupRefusal, ODirectReadIntoMapping) {
-  const DirectIoDir& dir = FindDirectIoDir();
-  if (dir.path.empty()) GTEST_SKIP() << dir.why_none;
-  std::optional<int> raw = OpenDirectTmpfile(dir.path);
-  ASSERT_TRUE(raw) << "O_TMPFILE|O_DIRECT in " << dir.path << ": " << ErrnoName(errno);
-  FileDescriptor fd(*raw);
-  ASSERT_EQ(pwrite(fd.get(), outside_.addr(), page(), 0), static_cast<long>(page()));
-  EXPECT_THAT(Captured(pread(fd.get(), addr(), page(), 0), fmt::format("pread(O_DIRECT file in {}, mapping)", dir.path)),
-              Gup(kRefused.odirect));
+  FileDescriptor fd;
+  if (auto why = OpenDirectIoFile(fd)) GTEST_SKIP() << *why;
+  EXPECT_THAT(Captured(pread(fd.get(), addr(), page(), 0), "pread(O_DIRECT file, mapping)"), Gup(kRefused.odirect));
   EXPECT_TRUE(MappingFilledByGup());
 }
 
 // O_DIRECT write from the mapping pins it as the bio's source: refused without a direct map.
 TEST_P(GupRefusal, ODirectWriteFromMapping) {
-  const DirectIoDir& dir = FindDirectIoDir();
-  if (dir.path.empty()) GTEST_SKIP() << dir.why_none;
-  std::optional<int> raw = OpenDirectTmpfile(dir.path);
-  ASSERT_TRUE(raw) << "O_TMPFILE|O_DIRECT in " << dir.path << ": " << ErrnoName(errno);
-  FileDescriptor fd(*raw);
-  ASSERT_EQ(pwrite(fd.get(), outside_.addr(), page(), 0), static_cast<long>(page()));
-  EXPECT_THAT(Captured(pwrite(fd.get(), addr(), page(), 0), fmt::format("pwrite(O_DIRECT file in {}, mapping)", dir.path)),
-              Gup(kRefused.odirect));
+  FileDescriptor fd;
+  if (auto why = OpenDirectIoFile(fd)) GTEST_SKIP() << *why;
+  EXPECT_THAT(Captured(pwrite(fd.get(), addr(), page(), 0), "pwrite(O_DIRECT file, mapping)"), Gup(kRefused.odirect));
   ASSERT_EQ(pread(fd.get(), outside_.addr(), page(), 0), static_cast<long>(page()));
   EXPECT_TRUE(OutsideFilledByGup());
 }
@@ -322,9 +340,9 @@ TEST_P(GupRefusal, IoUringRegisterBuffers) {
 // Reading the mapping through /proc/<pid>/mem of a child that shares it: refused (EIO) without a
 // direct map.
 TEST_P(GupRefusal, ProcPidMemRead) {
-  ASSERT_OK_AND_ASSIGN(TracedChild child, TracedChild::Start());
-  FileDescriptor mem(open(fmt::format("/proc/{}/mem", child.pid()).c_str(), O_RDWR | O_CLOEXEC));
-  ASSERT_TRUE(mem.valid()) << "open(/proc/" << child.pid() << "/mem): " << ErrnoName(errno);
+  std::optional<TracedChild> child;
+  FileDescriptor mem;
+  if (!OpenChildMem(child, mem)) return;
   EXPECT_THAT(Captured(pread(mem.get(), outside_.addr(), page(), static_cast<off_t>(map_.start())),
                        "pread(/proc/child/mem at the mapping)"),
               Gup(kRefused.proc_mem));
@@ -333,9 +351,9 @@ TEST_P(GupRefusal, ProcPidMemRead) {
 
 // Writing the mapping through /proc/<pid>/mem of a child: refused (EIO) without a direct map.
 TEST_P(GupRefusal, ProcPidMemWrite) {
-  ASSERT_OK_AND_ASSIGN(TracedChild child, TracedChild::Start());
-  FileDescriptor mem(open(fmt::format("/proc/{}/mem", child.pid()).c_str(), O_RDWR | O_CLOEXEC));
-  ASSERT_TRUE(mem.valid()) << "open(/proc/" << child.pid() << "/mem): " << ErrnoName(errno);
+  std::optional<TracedChild> child;
+  FileDescriptor mem;
+  if (!OpenChildMem(child, mem)) return;
   EXPECT_THAT(Captured(pwrite(mem.get(), outside_.addr(), page(), static_cast<off_t>(map_.start())),
                        "pwrite(/proc/child/mem at the mapping)"),
               Gup(kRefused.proc_mem));

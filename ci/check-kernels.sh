@@ -18,6 +18,6 @@ echo "== suite in ${kernels[*]}"
 
 if [[ "${GMEMTEST_SKIP_HARNESS_VM:-0}" != 1 ]]; then
   echo "== harness tests in a real guest"
-  (cd harness && /usr/bin/python3 -m pytest -q -p no:cacheprovider -m vm tests/test_vm.py \
+  (cd harness && GMEMTEST_VM_KERNEL="${kernels[0]}" /usr/bin/python3 -m pytest -q -p no:cacheprovider -m vm tests/test_vm.py \
      --junitxml="$out/harness-vm-junit.xml")
 fi

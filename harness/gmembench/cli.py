@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import compare as compare_mod
 from . import reference, summary
-from .results import load
+from .results import load, merge
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BINARY = REPO / "build" / "bench" / "gmemtest_bench"
@@ -76,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--memory", type=int, default=2048, metavar="MiB")
     v.add_argument("--cpus", type=int, default=1, help="guest CPUs (default 1: under TCG a second CPU makes "
                    "every userfault wake-up an emulated IPI)")
-    v.add_argument("--timeout", type=float, default=3600, metavar="S", help="per kernel")
+    v.add_argument("--timeout", type=float, default=3600, metavar="S", help="per boot")
+    v.add_argument("--boots", type=int, default=1, metavar="N", help="boot each kernel N times, alternating "
+                   "kernels, and pool the repetitions, so the noise band covers boot-to-boot drift too")
     _add_compare_args(v)
     v.set_defaults(func=cmd_vm)
     return p
@@ -131,8 +133,9 @@ def cmd_plot(args) -> int:
 
 def cmd_vm(args) -> int:
     from . import vmrun
-    if len(args.kernels) > 2:
-        print("gmembench: vm takes one kernel, or two to compare", file=sys.stderr)
+    if len(args.kernels) > 2 or len(set(args.kernels)) < len(args.kernels):
+        print("gmembench: vm takes one kernel, or two different ones to compare (--boots N repeats one)",
+              file=sys.stderr)
         return EXIT_USAGE
     if not args.binary.is_file():
         print(f"gmembench: {args.binary} does not exist (cmake --build build --target gmemtest_bench)",
@@ -142,33 +145,38 @@ def cmd_vm(args) -> int:
                            memory_mb=args.memory, cpus=args.cpus, timeout_s=args.timeout, modules=args.modules)
     if args.bench_args is not None:
         opts.bench_args = args.bench_args
+    per_kernel: dict[str, list] = {spec: [] for spec in args.kernels}
+    for boot in range(1, max(1, args.boots) + 1):
+        for spec in args.kernels:   # alternating, so a change in host load hits both kernels alike
+            try:
+                result = vmrun.run_in_kernel(spec, opts, boot)
+            except vmrun.VmRunError as e:
+                print(f"gmembench: {e}", file=sys.stderr)
+                return EXIT_RUN_FAILED
+            print(f"== {spec} boot {boot} ({result.release}, {result.accel}, {result.seconds:.0f}s): "
+                  f"{result.json_path}")
+            per_kernel[spec].append((load(result.json_path, spec), result.json_path.parents[1]))
     runs = []
-    for spec in args.kernels:
-        try:
-            result = vmrun.run_in_kernel(spec, opts)
-        except vmrun.VmRunError as e:
-            print(f"gmembench: {e}", file=sys.stderr)
-            return EXIT_RUN_FAILED
-        run = load(result.json_path, spec)
+    for spec, boots in per_kernel.items():
+        run, kerneldir = merge([r for r, _ in boots], spec), boots[0][1]
         runs.append(run)
-        workdir = result.json_path.parent
-        (workdir / "summary.md").write_text(summary.report(run))
-        (workdir / "reference.md").write_text(reference.table(run))
-        print(f"== {spec} ({result.release}, {result.accel}, {result.seconds:.0f}s): {result.json_path}")
+        (kerneldir / "summary.md").write_text(summary.report(run))
+        (kerneldir / "reference.md").write_text(reference.table(run))
         print(summary.report(run))
         print(reference.table(run))
-        try:
-            from .plot import plot
-            plot([run], workdir / "paging.png")
-        except RuntimeError as e:
-            print(f"gmembench: no plot: {e}", file=sys.stderr)
+        _try_plot([run], kerneldir / "paging.png")
     if len(runs) == 2:
         args.json_out = args.json_out or opts.out_dir / "compare.json"
         code = _compare_and_report(runs[0], runs[1], args)
-        try:
-            from .plot import plot
-            print(plot(runs, opts.out_dir / "paging.png"))
-        except RuntimeError as e:
-            print(f"gmembench: no plot: {e}", file=sys.stderr)
+        _try_plot(runs, opts.out_dir / "paging.png")
         return code
     return 0
+
+
+def _try_plot(runs, out: Path) -> None:
+    """The PNG where matplotlib is installed; a note instead where it is not."""
+    try:
+        from .plot import plot
+        print(plot(runs, out))
+    except RuntimeError as e:
+        print(f"gmembench: no plot: {e}", file=sys.stderr)

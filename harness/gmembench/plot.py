@@ -3,12 +3,13 @@ reference figures (1/8/64 vCPUs, before and after keeping faults off the slow GU
 Needs matplotlib (Debian: python3-matplotlib); everything else in gmembench is stdlib only."""
 from pathlib import Path
 
+from .reference import PAGING_KPPS
 from .results import BenchRun
 from .summary import paging_modes
 
 REFERENCE_CURVES = {
-    "reference: uffd via the slow GUP path": {1: 150e3, 8: 155e3, 64: 86e3},
-    "reference: faults kept off the slow GUP path": {1: 340e3, 8: 1239e3, 64: 3482e3},
+    "reference: uffd via the slow GUP path": {n: b * 1e3 for n, (b, _) in PAGING_KPPS.items()},
+    "reference: faults kept off the slow GUP path": {n: a * 1e3 for n, (_, a) in PAGING_KPPS.items()},
 }
 
 
@@ -33,7 +34,7 @@ def plot(runs: list[BenchRun], out: Path, reference: bool = True) -> Path:
     except ImportError as e:
         raise RuntimeError("plotting needs matplotlib: apt-get install python3-matplotlib") from e
     from matplotlib.ticker import ScalarFormatter
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(11, 5))
     ticks: set[int] = set()
     colors: dict[str, str] = {}
     styles = ["-", "-.", ":", (0, (5, 1))]
@@ -58,7 +59,7 @@ def plot(runs: list[BenchRun], out: Path, reference: bool = True) -> Path:
     ax.set_ylabel("overall demand paging rate (pages/s)")
     ax.set_title("Demand paging rate vs vCPU count")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

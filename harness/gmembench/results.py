@@ -137,6 +137,28 @@ def parse(data: dict, label: str = "") -> BenchRun:
     return BenchRun(label or context.get("gmembench.kernel", ""), context, benches)
 
 
+def merge(runs: list[BenchRun], label: str | None = None) -> BenchRun:
+    """One kernel's runs (e.g. several boots) as one: every benchmark's samples from every run, so
+    its spread covers the run-to-run noise too. A benchmark that failed anywhere keeps the error;
+    one skipped everywhere keeps the first reason."""
+    if not runs:
+        raise ValueError("nothing to merge")
+    merged: dict[str, Bench] = {}
+    for run in runs:
+        for name, b in run.benches.items():
+            m = merged.setdefault(name, Bench(name, b.metric))
+            m.samples += b.samples if b.ran else []
+            m.error = m.error or b.error
+            m.skip = m.skip or b.skip
+            if b.ran:
+                m.counters, m.label = b.counters, b.label
+                m.aggregated = m.aggregated or b.aggregated
+    for m in merged.values():
+        if m.samples and not m.error:
+            m.skip = None
+    return BenchRun(label or runs[0].label, runs[0].context, merged)
+
+
 def extract_json(text: str) -> dict:
     """The benchmark document inside `text`, which may hold other JSON lines around it (a VM's
     result port carries the harness's own events before and after)."""

@@ -69,13 +69,16 @@ def parse_stream(text: str) -> dict:
         raise VmRunError(f"no benchmark JSON on the result port: {detail}") from None
 
 
-def run_in_kernel(spec: str, opts: VmOptions) -> VmResult:
+def run_in_kernel(spec: str, opts: VmOptions, boot: int = 1) -> VmResult:
     from gmemharness import image, kernels, qemu  # the harness package beside this one
 
     kernel = kernels.resolve(spec, opts.modules)
-    workdir = opts.out_dir / _safe(kernel.label)
+    kerneldir = opts.out_dir / _safe(kernel.label)
+    workdir = kerneldir / f"boot-{boot}"
     workdir.mkdir(parents=True, exist_ok=True)
-    base = image.build_base(image.ImageSpec(kernel, [opts.binary.resolve()]), workdir / "initramfs-base.cpio")
+    base = kerneldir / "initramfs-base.cpio"
+    if boot == 1 or not base.is_file():
+        image.build_base(image.ImageSpec(kernel, [opts.binary.resolve()]), base)
     layer = image.boot_layer(opts.binary.name, guest_args(opts.bench_args, image.RESULT_PORT))
     initrd = image.write_boot_initrd(base, layer, workdir / "initrd")
     accel = qemu.initial_accel(opts.accel)

@@ -56,9 +56,9 @@ def ktap(runs: list[KernelRun]) -> str:
             directive = _KTAP_DIRECTIVE.get(result.outcome)
             tail = f" # {directive} {_one_line(result.message)}".rstrip() if directive else ""
             for line in (result.message.splitlines() if result.outcome == CaseOutcome.FAIL else []):
-                out.append(f"    # {line}")
+                out.append(f"  # {line}")
             for splat in result.splats:
-                out += [f"    # {line}" for line in splat.splitlines()[:20]]
+                out += [f"  # {line}" for line in splat.splitlines()[:20]]
             out.append(f"  {ok} {index} {result.name}{tail}")
         if run.reason:
             out.append(f"  # {run.outcome.value}: {_one_line(run.reason)}")

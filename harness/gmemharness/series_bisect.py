@@ -79,7 +79,7 @@ class SeriesWorkspace:
             return None
         carried = state.get("applied", [])
         ours = [p.digest for p in self.patches[:len(carried)]]
-        if state.get("base") != str(self.base) or carried != ours or not self.tree.is_dir():
+        if state.get("base") != self._base_identity() or carried != ours or not self.tree.is_dir():
             return None
         return len(carried)
 
@@ -91,9 +91,15 @@ class SeriesWorkspace:
         if proc.returncode != 0:
             raise bisect_step.BadInput(f"copying {self.base} to {self.tree} failed: {proc.stderr.strip()}")
 
+    def _base_identity(self) -> str:
+        """The base's path, version and Makefile mtime: a base replaced in place is noticed."""
+        mtime = (self.base / "Makefile").stat().st_mtime_ns
+        return f"{self.base} {kbuild.kernel_version(self.base)} {mtime}"
+
     def _save(self) -> None:
         self.state_file.write_text(json.dumps(
-            {"base": str(self.base), "applied": [p.digest for p in self.patches[:self.applied]]}))
+            {"base": self._base_identity(),
+             "applied": [p.digest for p in self.patches[:self.applied]]}))
 
     def move_to(self, prefix: int) -> None:
         try:

@@ -208,7 +208,7 @@ def reference_run():
                   entry("populate/guest_memfd/memcpy_fault", 300),
                   skipped("populate/guest_memfd_write/pwrite", "gmem.flag.WRITE absent"),
                   entry("demand_paging/anon_uffd_missing/vcpus:1", 20000, vcpus=1),
-                  entry("demand_paging/anon_uffd_missing/vcpus:2", 15000, vcpus=2),
+                  entry("demand_paging/anon_uffd_missing/vcpus:8", 15000, vcpus=8),
                   entry("demand_paging/anon_no_uffd/vcpus:1", 60000, vcpus=1),
                   skipped("demand_paging/anon_kvm_userfault/vcpus:1", "KVM_MEM_USERFAULT has no value"))
 
@@ -227,8 +227,9 @@ def test_reference_rows_compute_the_same_ratios_and_directions():
     assert find("fault_share", "guest_memfd").measured_ratio == pytest.approx(1 - 300 / 4000)
     assert find("paging_after_before_1", "stand-in").measured_ratio == pytest.approx(3.0)
     assert "KVM_MEM_USERFAULT" in find("paging_after_before_1", "anon_kvm_userfault /").measured_values
-    scaling = find("paging_scaling_before", "N=2")
+    scaling = find("paging_scaling_before_8", "anon_uffd_missing")
     assert scaling.measured_ratio == pytest.approx(0.75) and scaling.direction == "DIFFERS"
+    assert find("paging_scaling_before_64", "anon_uffd_missing").measured_values.endswith("not in this run")
 
 
 def test_reference_table_lists_where_the_direction_differs():
@@ -289,3 +290,40 @@ def test_vm_result_port_parsing():
         vmrun.parse_stream('{"event":"harness-boot"}\n{"context": {}, "benchm')
     good = json.dumps(doc(entry("populate/memfd/pwrite", 1)))
     assert vmrun.parse_stream('{"event":"harness-boot"}\n' + good)["benchmarks"]
+
+
+def test_merge_pools_samples_of_several_boots():
+    boot1 = run_of(repeated("populate/memfd/pwrite", [100, 102]), skipped("populate/guest_memfd/pwrite", "ESPIPE"))
+    boot2 = run_of(repeated("populate/memfd/pwrite", [80, 81]), skipped("populate/guest_memfd/pwrite", "ESPIPE"))
+    merged = results.merge([boot1, boot2], "7.3")
+    pwrite = merged.get("populate/memfd/pwrite")
+    assert sorted(pwrite.samples) == pytest.approx([80, 81, 100, 102])
+    assert pwrite.rel_range == pytest.approx(22 / 90.5)   # boot-to-boot drift widens the band
+    assert merged.get("populate/guest_memfd/pwrite").skip == "ESPIPE"
+    assert merged.label == "7.3"
+
+
+def test_cli_vm_alternates_kernels_pools_boots_and_compares(tmp_path, monkeypatch, capsys):
+    """The vm command's orchestration with the VM replaced by canned result files."""
+    binary = tmp_path / "gmemtest_bench"
+    binary.write_bytes(b"\x7fELF")
+    order = []
+    rates = {"old": [[100, 101], [99, 100]], "new": [[50, 51], [50, 50]]}
+
+    def fake_run(spec, opts, boot=1):
+        order.append((spec, boot))
+        out = opts.out_dir / spec / f"boot-{boot}" / "bench.json"
+        out.parent.mkdir(parents=True)
+        out.write_text(json.dumps(doc(repeated("populate/memfd/pwrite", rates[spec][boot - 1]), kernel=spec)))
+        return vmrun.VmResult(spec, spec + ".0", "tcg", out, out.parent / "console.log", 1.0)
+
+    monkeypatch.setattr(vmrun, "run_in_kernel", fake_run)
+    code = cli.main(["vm", "old", "new", "--binary", str(binary), "--out", str(tmp_path / "out"), "--boots", "2",
+                     "--fail-on-regression"])
+    assert order == [("old", 1), ("new", 1), ("old", 2), ("new", 2)]
+    assert code == cli.EXIT_REGRESSION
+    data = json.loads((tmp_path / "out" / "compare.json").read_text())
+    row = data["benchmarks"][0]
+    assert row["verdict"] == "regression" and row["ratio"] == pytest.approx(0.5, rel=0.02)
+    assert (tmp_path / "out" / "old" / "summary.md").read_text().startswith("gmemtest_bench on old")
+    assert cli.main(["vm", "old", "old", "--binary", str(binary)]) == cli.EXIT_USAGE

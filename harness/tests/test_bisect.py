@@ -424,6 +424,18 @@ def test_series_bisect_reuses_its_working_copy(tmp_path, fake_build_and_boot, ca
     assert marker.exists()
 
 
+def test_series_bisect_starts_afresh_when_the_base_changed(tmp_path, fake_build_and_boot, capsys):
+    tree, series_dir = series_setup(tmp_path, 2)
+    fake_build_and_boot["judge"] = judge_broken
+    assert run_series_cli(tmp_path, tree, series_dir) == 0
+    marker = tmp_path / "work" / "tree" / "marker"
+    marker.write_text("stale")
+    (tree / "Makefile").write_text("VERSION = 7\nPATCHLEVEL = 4\n")
+    assert run_series_cli(tmp_path, tree, series_dir) == 0
+    assert not marker.exists()
+    assert (tmp_path / "work" / "tree" / "Makefile").read_text().endswith("PATCHLEVEL = 4\n")
+
+
 def test_series_that_never_fails_has_no_culprit(tmp_path, fake_build_and_boot, capsys):
     tree, series_dir = series_setup(tmp_path, culprit=99)
     fake_build_and_boot["judge"] = judge_broken

@@ -42,7 +42,7 @@ def test_ktap_has_a_subtest_per_kernel_with_directives():
     lines = reports.ktap([OLD, NEW]).splitlines()
     assert lines[:2] == ["KTAP version 1", "1..2"]
     assert "  ok 2 Gmem.Mmap # SKIP no mmap" in lines
-    assert "  not ok 1 Gmem.Create" in lines and "    # Expected: 0" in lines
+    assert "  not ok 1 Gmem.Create" in lines and "  # Expected: 0" in lines
     assert "  not ok 3 Gmem.Punch # ERROR kernel panic: Fatal exception" in lines
     assert lines[-1] == "not ok 2 7.2"
     assert "ok 1 6.12" in lines
