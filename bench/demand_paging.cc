@@ -253,11 +253,7 @@ void RunPaging(benchmark::State& state, const PagingMode& mode, int vcpus) {
   for (auto _ : state) {
     auto created = CreatePagingVm(kvm.value(), run, fill_pattern.value());
     if (!created.ok()) {
-      // The data slot's flags are where a kernel without KVM Userfault says no.
-      if (mode.kvm_userfault && created.error().err() == EINVAL)
-        Skip(state, created.error().message() + " (the kernel refuses KVM_MEM_USERFAULT)");
-      else
-        Fail(state, created.error());
+      Fail(state, created.error());
       break;
     }
     PagingVm& p = *created.value();

@@ -66,8 +66,14 @@ bool FaultResolver::Resolve(uintptr_t address) {
     ret = ioctl(uffd_, UFFDIO_CONTINUE, &cont);
     call = "UFFDIO_CONTINUE";
   }
-  // EEXIST: another thread's fault on the same page was resolved first; the fault is gone.
-  if (ret < 0 && errno != EEXIST) {
+  // EEXIST: another fault on the same page was resolved first. The kernel leaves this waiter
+  // asleep, so wake it.
+  if (ret < 0 && errno == EEXIST) {
+    uffdio_range range{page, region_.page};
+    ret = ioctl(uffd_, UFFDIO_WAKE, &range);
+    call = "UFFDIO_WAKE";
+  }
+  if (ret < 0) {
     SetError(fmt::format("{}(uffd {}, {:#x}, len {:#x}) = -1 {}", call, uffd_, page, region_.page,
                          gmem::ErrnoDescription(errno)));
     return false;

@@ -101,6 +101,16 @@ Result<Mapping> FilledHostMemory(size_t pages, uint8_t first) {
 class GuestMemfdSharing : public GuestAgentTest {
  protected:
   GuestMemfdSharing() : GuestAgentTest(KVM_X86_DEFAULT_VM) {}
+  // A guest_memfd (gmem_) of `pages` pages with `flags` (MMAP among them), mapped (host_) and
+  // bound with that mapping as userspace_addr, as VMMs bind it.
+  void BindMappedGuestMemfd(uint64_t pages, uint64_t flags) {
+    ASSERT_OK_AND_ASSIGN(gmem_, vm().CreateGuestMemfd(pages * PageSize(), flags));
+    ASSERT_OK_AND_ASSIGN(host_, gmem_.Map(pages * PageSize()));
+    ASSERT_OK(BindGuestMemfd(gmem_, pages * PageSize(), host_.start()));
+  }
+  static constexpr uint64_t kShared = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+  GuestMemfd gmem_;
+  Mapping host_;
 };
 
 // MMAP|INIT_SHARED with the guest_memfd mapping as userspace_addr (as VMMs bind it): the guest and
@@ -108,18 +118,15 @@ class GuestMemfdSharing : public GuestAgentTest {
 // emulates the guest through userspace_addr.
 TEST_F(GuestMemfdSharing, GuestAndHostSeeEachOthersWrites) {
   REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
-  const uint64_t size = 4 * PageSize();
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
-  ASSERT_OK_AND_ASSIGN(Mapping host, gmem.Map(size));
-  ASSERT_OK(BindGuestMemfd(gmem, size, host.start()));
+  ASSERT_NO_FATAL_FAILURE(BindMappedGuestMemfd(4, kShared));
 
   EXPECT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x5a), 0x5a));
-  EXPECT_EQ(host.bytes()[HostOffset(0)], 0x5a);
-  host.bytes()[HostOffset(2)] = 0xa7;
+  EXPECT_EQ(host_.bytes()[HostOffset(0)], 0x5a);
+  host_.bytes()[HostOffset(2)] = 0xa7;
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(2)), 0xa7));
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x00));
   // A host write to a page the guest already has mapped is seen too: one page, not a copy.
-  host.bytes()[HostOffset(0)] = 0x3c;
+  host_.bytes()[HostOffset(0)] = 0x3c;
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x3c));
 }
 
@@ -127,16 +134,13 @@ TEST_F(GuestMemfdSharing, GuestAndHostSeeEachOthersWrites) {
 // (userspace_addr is the guest_memfd mapping, as above).
 TEST_F(GuestMemfdSharing, PunchHoleZeroesThePageForGuestAndHost) {
   REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
-  const uint64_t size = 2 * PageSize();
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
-  ASSERT_OK_AND_ASSIGN(Mapping host, gmem.Map(size));
-  ASSERT_OK(BindGuestMemfd(gmem, size, host.start()));
+  ASSERT_NO_FATAL_FAILURE(BindMappedGuestMemfd(2, kShared));
   ASSERT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x33), 0x33));
   ASSERT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x44), 0x44));
 
-  ASSERT_THAT(gmem.RawPunchHole(PageSize(), PageSize()), SyscallSucceeds());
+  ASSERT_THAT(gmem_.RawPunchHole(PageSize(), PageSize()), SyscallSucceeds());
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x00));
-  EXPECT_EQ(host.bytes()[HostOffset(1)], 0x00);
+  EXPECT_EQ(host_.bytes()[HostOffset(1)], 0x00);
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x33));
 }
 
@@ -145,15 +149,12 @@ TEST_F(GuestMemfdSharing, PunchHoleZeroesThePageForGuestAndHost) {
 TEST_F(GuestMemfdSharing, MmapWithoutInitSharedIsGuestOnly) {
   REQUIRE_FEATURE("gmem.flag.MMAP");
   REQUIRE_GUEST_MEMFD_FAULTS();
-  const uint64_t size = 2 * PageSize();
-  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size, GUEST_MEMFD_FLAG_MMAP));
-  ASSERT_OK_AND_ASSIGN(Mapping host, gmem.Map(size));
-  ASSERT_OK(BindGuestMemfd(gmem, size, host.start()));
+  ASSERT_NO_FATAL_FAILURE(BindMappedGuestMemfd(2, GUEST_MEMFD_FLAG_MMAP));
 
   EXPECT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x61), 0x61));
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x61));
-  EXPECT_TRUE(TouchRaises(host.bytes() + HostOffset(1), Access::kRead, SIGBUS));
-  EXPECT_TRUE(TouchRaises(host.bytes() + HostOffset(0), Access::kWrite, SIGBUS));
+  EXPECT_TRUE(TouchRaises(host_.bytes() + HostOffset(1), Access::kRead, SIGBUS));
+  EXPECT_TRUE(TouchRaises(host_.bytes() + HostOffset(0), Access::kWrite, SIGBUS));
 }
 
 // Without MMAP the guest_memfd is never consumed on a VM without private memory: every GPA is

@@ -1,10 +1,12 @@
 """Command line (run from harness/: /usr/bin/python3 -m gmembench COMMAND):
   summary RESULT.json                 populate / demand-paging / conversion tables of one run
+                                      (exit 1 when a benchmark failed, as opposed to skipped)
   reference RESULT.json               the reference figures' ratios beside this run's
   compare BASE.json NEW.json          per-benchmark ratio and verdict within the noise band
   plot RESULT.json [...] -o FILE.png  demand-paging rate against vCPU count
-  vm KERNEL [KERNEL2] [-- BENCH ARGS] run gmemtest_bench inside booted kernels, write all of the
-                                      above into --out (and compare two kernels)
+  vm KERNEL [KERNEL2] [-- BENCH ARGS] run gmemtest_bench inside booted kernels (--boots N times
+                                      each, alternating), write all of the above into --out,
+                                      and compare two kernels
 RESULT.json is gmemtest_bench's --benchmark_out (or any text holding that JSON document)."""
 import argparse
 import json
@@ -18,6 +20,7 @@ from .results import load, merge
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BINARY = REPO / "build" / "bench" / "gmemtest_bench"
 EXIT_REGRESSION = 1
+EXIT_BENCH_ERROR = 1
 EXIT_USAGE = 2
 EXIT_RUN_FAILED = 5
 
@@ -94,8 +97,9 @@ def _add_compare_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_summary(args) -> int:
-    print(summary.report(load(args.result)), end="")
-    return 0
+    run = load(args.result)
+    print(summary.report(run), end="")
+    return EXIT_BENCH_ERROR if any(b.error for b in run.benches.values()) else 0
 
 
 def cmd_reference(args) -> int:

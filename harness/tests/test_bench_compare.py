@@ -327,3 +327,12 @@ def test_cli_vm_alternates_kernels_pools_boots_and_compares(tmp_path, monkeypatc
     assert row["verdict"] == "regression" and row["ratio"] == pytest.approx(0.5, rel=0.02)
     assert (tmp_path / "out" / "old" / "summary.md").read_text().startswith("gmemtest_bench on old")
     assert cli.main(["vm", "old", "old", "--binary", str(binary)]) == cli.EXIT_USAGE
+
+
+def test_cli_summary_fails_only_when_a_benchmark_failed(tmp_path, capsys):
+    ok, bad = tmp_path / "ok.json", tmp_path / "bad.json"
+    ok.write_text(json.dumps(doc(entry("populate/memfd/pwrite", 500), skipped("populate/guest_memfd/pwrite", "ESPIPE"))))
+    bad.write_text(json.dumps(doc(skipped("populate/memfd/pwrite", "pwrite(...) = -1 EIO", results.ERROR_PREFIX))))
+    assert cli.main(["summary", str(ok)]) == 0
+    assert cli.main(["summary", str(bad)]) == cli.EXIT_BENCH_ERROR
+    assert "populate/memfd/pwrite: ERROR: pwrite(...) = -1 EIO" in capsys.readouterr().out
