@@ -275,6 +275,7 @@ TEST_P(GupRefusal, ODirectWriteFromMapping) {
 
 // process_vm_readv with the mapping as the remote side pins it: refused without a direct map.
 TEST_P(GupRefusal, ProcessVmReadvFromMapping) {
+  REQUIRE_FEATURE("process_vm_rw");
   iovec local{outside_.addr(), page()}, remote{addr(), page()};
   EXPECT_THAT(Captured(process_vm_readv(getpid(), &local, 1, &remote, 1, 0), "process_vm_readv(self, remote=mapping)"),
               Gup(kRefused.process_vm));
@@ -283,6 +284,7 @@ TEST_P(GupRefusal, ProcessVmReadvFromMapping) {
 
 // process_vm_writev with the mapping as the remote side pins it: refused without a direct map.
 TEST_P(GupRefusal, ProcessVmWritevIntoMapping) {
+  REQUIRE_FEATURE("process_vm_rw");
   iovec local{outside_.addr(), page()}, remote{addr(), page()};
   EXPECT_THAT(Captured(process_vm_writev(getpid(), &local, 1, &remote, 1, 0), "process_vm_writev(self, remote=mapping)"),
               Gup(kRefused.process_vm));
@@ -291,6 +293,7 @@ TEST_P(GupRefusal, ProcessVmWritevIntoMapping) {
 
 // process_vm_readv into the mapping as the LOCAL side copies with copy_to_user: works everywhere.
 TEST_P(GupRefusal, ProcessVmReadvIntoLocalMappingWorks) {
+  REQUIRE_FEATURE("process_vm_rw");
   iovec local{addr(), page()}, remote{outside_.addr(), page()};
   EXPECT_THAT(Captured(process_vm_readv(getpid(), &local, 1, &remote, 1, 0), "process_vm_readv(self, local=mapping)"),
               SyscallSucceedsWithValue(page()));

@@ -58,10 +58,12 @@ class UffdThreads : public UffdFamily {
     auto flags = [kind](const FaultingThread* t) {
       return kind | (t->access() == Access::kWrite ? UFFD_PAGEFAULT_FLAG_WRITE : 0);
     };
-    std::vector<Matcher<const UffdEvent&>> own_faults;
-    for (const FaultingThread* t : own_) own_faults.push_back(AllOf(PageFault(t->addr(), flags(t)), FaultedBy(t->tid())));
-    std::vector<Matcher<const UffdEvent&>> shared_faults;
-    for (const FaultingThread* t : shared_) shared_faults.push_back(AllOf(PageFault(page(kShared), flags(t)), FaultedBy(t->tid())));
+    auto fault_of = [&](const FaultingThread* t, const void* page) -> Matcher<const UffdEvent&> {
+      return AllOf(PageFault(page, flags(t)), FaultedBy(t->tid()));
+    };
+    std::vector<Matcher<const UffdEvent&>> own_faults, shared_faults;
+    for (const FaultingThread* t : own_) own_faults.push_back(fault_of(t, t->addr()));
+    for (const FaultingThread* t : shared_) shared_faults.push_back(fault_of(t, page(kShared)));
 
     std::vector<UffdEvent> on_own, on_shared;
     for (const UffdEvent& e : events)
