@@ -4,6 +4,9 @@
 # the harness's own real-guest tests (crash mid-case, guest killed mid-case, splat, no KVM).
 #   GMEMTEST_CI_KERNELS="7.2.13+deb14-cloud-amd64 ..."  kernels to boot (default: the three below)
 #   GMEMTEST_SKIP_HARNESS_VM=1                          skip the harness's real-guest tests
+#   GMEMTEST_CI_SOURCE=7.3                              also build Debian's linux-source-7.3 with
+#                                                       vm-images/config (KVM_SW_PROTECTED_VM, which
+#                                                       Debian's kernels lack) and check it; "" skips
 # Exit codes: gmemharness's (0 ok, 3 crash, 4 timeout, 5 infrastructure, 6 expectation not met).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +15,16 @@ read -r -a kernels <<<"${GMEMTEST_CI_KERNELS:-7.2.13+deb14-cloud-amd64 7.3.4+deb
 out="$PWD/results/vm"
 rm -rf "$out"
 
-echo "== suite in ${kernels[*]}"
-(cd harness && /usr/bin/python3 -m gmemharness run "${kernels[@]}" --binary "$suite" \
+trees=()
+source_series=${GMEMTEST_CI_SOURCE-7.3}
+if [[ -n "$source_series" ]]; then
+  echo "== fetching linux-source-$source_series"
+  tree=$(cd harness && /usr/bin/python3 -c "from gmemharness import debsource; print(debsource.fetch_source_tree('$source_series'))" | tail -n 1)
+  trees=(--kernel-tree "$tree")
+fi
+
+echo "== suite in ${kernels[*]} ${trees[*]}"
+(cd harness && /usr/bin/python3 -m gmemharness run "${kernels[@]}" "${trees[@]}" --binary "$suite" \
    --out "$out" --expect ../ci/expect --resume --quiet --color never)
 
 if [[ "${GMEMTEST_SKIP_HARNESS_VM:-0}" != 1 ]]; then
