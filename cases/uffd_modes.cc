@@ -1,6 +1,7 @@
 // UFFDIO_REGISTER per backend: which modes and ranges it accepts, which it refuses, and the
-// `ioctls` mask it advertises for an accepted range. (guest_memfd without the uffd series refuses
-// every mode with EINVAL: that baseline is cases/uffd_registration.cc; here it skips with it.)
+// `ioctls` mask it advertises for an accepted range; and the uffd series' gate on guest_memfd.
+// (guest_memfd without the uffd series refuses every mode with EINVAL: that baseline is
+// cases/uffd_registration.cc; here it skips with it.)
 
 #include <fcntl.h>
 #include <gmock/gmock.h>
@@ -14,6 +15,7 @@
 #include "fixtures/mapping.h"
 #include "fixtures/syscall_matchers.h"
 #include "fixtures/uffd_family.h"
+#include "fixtures/vm_fixture.h"
 
 namespace gmem {
 namespace {
@@ -112,6 +114,20 @@ TEST_P(UffdModes, RefusesSharedMappingWithoutWriteAccess) {
 }
 
 INSTANTIATE_TEST_SUITE_P(, UffdModes, UffdBackends(), BackendParamName);
+
+using UffdGuestMemfdGate = VmTest;
+
+// With the uffd series, guest_memfd takes userfaultfd only when created INIT_SHARED
+// (kvm_gmem_can_userfault(), v2 13/15): a mapping of an MMAP-only file is refused with EINVAL.
+TEST_F(UffdGuestMemfdGate, RefusesFileNotCreatedInitShared) {
+  REQUIRE_FEATURE("uffd.guest_memfd.MISSING");
+  REQUIRE_FEATURE("gmem.flag.MMAP");
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(page_size(), GUEST_MEMFD_FLAG_MMAP));
+  ASSERT_OK_AND_ASSIGN(Mapping map, gmem.Map(page_size()));
+  ASSERT_OK_AND_ASSIGN(Userfaultfd uffd, Userfaultfd::Open());
+  for (uint64_t modes : {kMissing, kMinor})
+    EXPECT_THAT(uffd.RawRegister(map.addr(), page_size(), modes), SyscallFailsWithErrno(EINVAL));
+}
 
 }  // namespace
 }  // namespace gmem

@@ -2,12 +2,14 @@
   summary RESULT.json                 populate / demand-paging / conversion tables of one run
                                       (exit 1 when a benchmark failed, as opposed to skipped)
   reference RESULT.json               the reference figures' ratios beside this run's
-  compare BASE.json NEW.json          per-benchmark ratio and verdict within the noise band
+  compare BASE.json NEW.json          per-benchmark ratio and verdict within the noise band (a,b.json:
+                                      runs of one kernel pooled, so the band covers run-to-run drift)
   plot RESULT.json [...] -o FILE.png  demand-paging rate against vCPU count
   vm KERNEL [KERNEL2] [-- BENCH ARGS] run gmemtest_bench inside booted kernels (--boots N times
                                       each, alternating), write all of the above into --out,
                                       and compare two kernels
-RESULT.json is gmemtest_bench's --benchmark_out (or any text holding that JSON document)."""
+RESULT.json is gmemtest_bench's --benchmark_out (or any text holding that JSON document); where one
+run is read, "a.json,b.json" pools several runs of one kernel."""
 import argparse
 import json
 import sys
@@ -46,17 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
     s = sub.add_parser("summary", help="tables of one run")
-    s.add_argument("result", type=Path)
+    s.add_argument("result", help="results file, or comma-separated files of one kernel to pool")
     s.set_defaults(func=cmd_summary)
 
     r = sub.add_parser("reference", help="reference ratios beside this run's")
-    r.add_argument("result", type=Path)
+    r.add_argument("result", help="results file, or comma-separated files of one kernel to pool")
     r.add_argument("--json-out", type=Path)
     r.set_defaults(func=cmd_reference)
 
     c = sub.add_parser("compare", help="compare two runs (base first)")
-    c.add_argument("base", type=Path)
-    c.add_argument("new", type=Path)
+    c.add_argument("base", help="results file, or comma-separated files of one kernel to pool")
+    c.add_argument("new", help="results file, or comma-separated files of one kernel to pool")
     _add_compare_args(c)
     c.add_argument("--label-base")
     c.add_argument("--label-new")
@@ -97,13 +99,13 @@ def _add_compare_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_summary(args) -> int:
-    run = load(args.result)
+    run, _ = _load_pooled(args.result, None)
     print(summary.report(run), end="")
     return EXIT_BENCH_ERROR if any(b.error for b in run.benches.values()) else 0
 
 
 def cmd_reference(args) -> int:
-    run = load(args.result)
+    run, _ = _load_pooled(args.result, None)
     print(reference.table(run), end="")
     if args.json_out:
         args.json_out.write_text(json.dumps(reference.to_json(run), indent=1) + "\n")
@@ -118,10 +120,19 @@ def _compare_and_report(base, new, args) -> int:
     return EXIT_REGRESSION if args.fail_on_regression and c.regressions else 0
 
 
+def _load_pooled(files: str, label: str | None):
+    """One kernel's run from "a.json" or "a.json,b.json" (their repetitions pooled)."""
+    paths = [Path(p) for p in files.split(",") if p]
+    if not paths:
+        raise ValueError(f"no results file in {files!r}")
+    return merge([load(p) for p in paths], label), ",".join(p.name for p in paths)
+
+
 def cmd_compare(args) -> int:
-    base, new = load(args.base, args.label_base), load(args.new, args.label_new)
+    base, base_files = _load_pooled(args.base, args.label_base)
+    new, new_files = _load_pooled(args.new, args.label_new)
     if base.label == new.label:
-        base.label, new.label = f"{base.label} ({args.base.name})", f"{new.label} ({args.new.name})"
+        base.label, new.label = f"{base.label} ({base_files})", f"{new.label} ({new_files})"
     return _compare_and_report(base, new, args)
 
 

@@ -144,10 +144,11 @@ def rows(run: BenchRun) -> list[Row]:
                                f"{after} / {before}"))
         out.append(_rate_ratio(run, ref, f"demand_paging/{bound}/vcpus:{n}", f"demand_paging/{before}/vcpus:{n}",
                                f"stand-in: {bound} (kernel resolves) / {before}"))
-    for stage, mode in (("before", before), ("after", after)):
+    for stage, mode, basis in (("before", before, before), ("after", after, after),
+                               ("after", bound, f"stand-in: {bound}")):
         for n in (8, 64):
             out.append(_rate_ratio(run, refs[f"paging_scaling_{stage}_{n}"], f"demand_paging/{mode}/vcpus:{n}",
-                                   f"demand_paging/{mode}/vcpus:1", mode))
+                                   f"demand_paging/{mode}/vcpus:1", basis))
     return out
 
 

@@ -5,15 +5,17 @@ from .results import BenchRun
 
 
 def _spread(b) -> str:
-    return "-" if b.rel_range is None else f"±{b.rel_range * 50:.0f}%"
+    """(max - min) / median over the repetitions: the noise band compare uses for this side."""
+    return "-" if b.rel_range is None else f"{b.rel_range * 100:.0f}%"
 
 
 def populate_table(run: BenchRun) -> str:
     bound = run.get("populate/anon/memcpy_prefaulted")
     bound_mibs = bound.median if bound and bound.ran else None
     mib = run.context.get("gmembench.populate_mib", "?")
-    lines = [f"Populating {mib} MiB (median of repetitions; of bound = MiB/s over plain memcpy into "
-             f"faulted-in anonymous memory{f', {bound_mibs:,.0f} MiB/s' if bound_mibs else ''})", "",
+    lines = [f"Populating {mib} MiB (median of repetitions; spread = (max - min) / median; of bound = MiB/s "
+             f"over plain memcpy into faulted-in anonymous memory{f', {bound_mibs:,.0f} MiB/s' if bound_mibs else ''})",
+             "",
              "| backend | path | MiB/s | spread | of bound | ms per populate | note |", "|---|---|---|---|---|---|---|"]
     for name, b in run.benches.items():
         if not name.startswith("populate/") or not b.ran:
@@ -55,7 +57,7 @@ def paging_table(run: BenchRun) -> str:
             seconds = c.get("pages_per_vcpu", 0) / per_vcpu if per_vcpu else 0
             faults = c.get("uffd_faults_per_page")
             lines.append(f"| {mode} | {vcpus} | {seconds:.3f}s | {per_vcpu:,.0f} pgs/sec/vcpu | "
-                         f"{b.median:,.0f} pgs/sec ({_spread(b)}) | {'-' if faults is None else f'{faults:.2f}'} |")
+                         f"{b.median:,.0f} pgs/sec (spread {_spread(b)}) | {'-' if faults is None else f'{faults:.2f}'} |")
     return "\n".join(lines) + "\n"
 
 

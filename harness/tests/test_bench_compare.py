@@ -336,3 +336,19 @@ def test_cli_summary_fails_only_when_a_benchmark_failed(tmp_path, capsys):
     assert cli.main(["summary", str(ok)]) == 0
     assert cli.main(["summary", str(bad)]) == cli.EXIT_BENCH_ERROR
     assert "populate/memfd/pwrite: ERROR: pwrite(...) = -1 EIO" in capsys.readouterr().out
+
+
+def test_cli_compare_pools_comma_separated_runs_of_one_kernel(tmp_path, capsys):
+    files = {}
+    for name, values in {"a1": [100, 101], "a2": [70, 71], "b1": [85, 86]}.items():
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(doc(repeated("populate/memfd/pwrite", values), kernel="k")))
+    out = tmp_path / "cmp.json"
+    # Against a1 alone, b1 is 15% slower: a regression. Pooled with a2 (the same kernel on a busier
+    # machine), the base's own spread covers it.
+    cli.main(["compare", str(files["a1"]), str(files["b1"]), "--json-out", str(out)])
+    assert json.loads(out.read_text())["benchmarks"][0]["verdict"] == "regression"
+    cli.main(["compare", f"{files['a1']},{files['a2']}", str(files["b1"]), "--json-out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["benchmarks"][0]["verdict"] == "within noise"
+    assert data["base"] == "k (a1.json,a2.json)" and data["new"] == "k (b1.json)"
