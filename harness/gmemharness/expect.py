@@ -1,10 +1,12 @@
 """Per-kernel expectation lists: the cases that must PASS on a kernel.
 
 File: <dir>/<kernel label>.txt (or <release>.txt), one case name or glob per line, '#' comments;
-a line may start with the outcome it expects, `pass` (the default) or `skip` (for a kernel that
+a line may start with the outcome it expects, `pass` (the default), `skip` (for a kernel that
 lacks the feature: the case may skip, or pass once the suite or kernel learns it, but must not
-fail). A glob must match at least one case, and every case it matches must do that. A case that does anything else, or is missing, breaks the
-expectation; so does a missing or empty file."""
+fail) or `flaky` (known to be timing-bound under emulation: may pass, skip, fail or time out, but
+must not crash the kernel). A glob must match at least one case, and every case it matches must
+do that. A case that does anything else, or is missing, breaks the expectation; so does a missing
+or empty file, and so does a case no line lists that fails, times out or crashes."""
 import fnmatch
 from pathlib import Path
 
@@ -21,8 +23,10 @@ def expectation_file(directory: Path, run: KernelRun) -> Path | None:
     return None
 
 
-_OUTCOME_WORDS = {"pass": CaseOutcome.PASS, "skip": CaseOutcome.SKIP}
-_ACCEPTED = {CaseOutcome.PASS: {CaseOutcome.PASS}, CaseOutcome.SKIP: {CaseOutcome.SKIP, CaseOutcome.PASS}}
+FLAKY = "flaky"
+_OUTCOME_WORDS = {"pass": CaseOutcome.PASS, "skip": CaseOutcome.SKIP, FLAKY: FLAKY}
+_ACCEPTED = {CaseOutcome.PASS: {CaseOutcome.PASS}, CaseOutcome.SKIP: {CaseOutcome.SKIP, CaseOutcome.PASS},
+             FLAKY: {CaseOutcome.PASS, CaseOutcome.SKIP, CaseOutcome.FAIL, CaseOutcome.TIMEOUT}}
 
 
 def read_expectations(path: Path) -> list[tuple[CaseOutcome, str]]:
@@ -37,24 +41,37 @@ def read_expectations(path: Path) -> list[tuple[CaseOutcome, str]]:
         elif len(words) == 1:
             out.append((CaseOutcome.PASS, words[0]))
         else:
-            raise InfraError(f"{path}:{number}: expected '[pass|skip] CASE', got {line.strip()!r}")
+            raise InfraError(f"{path}:{number}: expected '[pass|skip|flaky] CASE', got {line.strip()!r}")
     return out
 
 
 def check(run: KernelRun, expected: list[tuple[CaseOutcome, str]]) -> list[str]:
     """Problems, one line each; empty when every listed case did what its line expects."""
     problems = []
+    listed = set()
     for want, pattern in expected:
         matches = [c for name, c in run.cases.items() if fnmatch.fnmatchcase(name, pattern)]
+        listed.update(c.name for c in matches)
         if not matches:
             why = f" (run ended: {run.outcome.value}: {run.reason})" if run.reason else ""
             problems.append(f"{run.label}: expected {pattern} to {want.value}, but it did not run{why}")
         for case in matches:
             if case.outcome not in _ACCEPTED[want]:
-                msg = f": {case.message.splitlines()[0]}" if case.message else ""
-                problems.append(f"{run.label}: expected {case.name} to {want.value}, "
-                                f"got {case.outcome.value}{msg}")
+                problems.append(f"{run.label}: expected {case.name} to {_word(want)}, "
+                                f"got {case.outcome.value}{_first_line(case)}")
+    for case in run.cases.values():
+        if case.name not in listed and case.outcome not in (CaseOutcome.PASS, CaseOutcome.SKIP):
+            problems.append(f"{run.label}: {case.name} is in no line and did not pass or skip: "
+                            f"{case.outcome.value}{_first_line(case)}")
     return problems
+
+
+def _word(want) -> str:
+    return want if want == FLAKY else want.value
+
+
+def _first_line(case) -> str:
+    return f": {case.message.splitlines()[0]}" if case.message else ""
 
 
 def check_runs(directory: Path, runs: list[KernelRun]) -> list[str]:

@@ -92,17 +92,29 @@ def test_the_diff_names_regressions_fixes_and_other_changes():
     ("Gmem.*", "expected Gmem.Create to pass"),
     ("Other.*", "did not run"),
     ("skip Gmem.New", None),
+    ("flaky Gmem.Punch", "expected Gmem.Punch to flaky, got crash"),
     ("skip Gmem.Mmap", None),
     ("skip Gmem.Punch", "expected Gmem.Punch to skip, got crash"),
     ("pass Gmem.Mmap\nskip Gmem.Create", "expected Gmem.Create to skip, got fail"),
 ])
 def test_expectations_fail_on_any_listed_case_that_did_not_do_what_its_line_says(tmp_path, lines, problem):
     (tmp_path / "x.txt").write_text(lines + "\n")
-    problems = expect.check(NEW, expect.read_expectations(tmp_path / "x.txt"))
+    problems = [p for p in expect.check(NEW, expect.read_expectations(tmp_path / "x.txt"))
+                if "is in no line" not in p]  # what unlisted cases did: the next test
     if problem is None:
         assert problems == []
     else:
         assert any(problem in p for p in problems), problems
+
+
+def test_a_failing_case_no_line_lists_breaks_the_expectation_unless_flaky(tmp_path):
+    (tmp_path / "x.txt").write_text("Gmem.Mmap\nskip Gmem.New\nGmem.Punch\n")
+    problems = expect.check(NEW, expect.read_expectations(tmp_path / "x.txt"))
+    assert any("Gmem.Create is in no line and did not pass or skip: fail" in p for p in problems), problems
+    assert len(problems) == 2, problems  # and Gmem.Punch, listed as pass, crashed
+    (tmp_path / "x.txt").write_text("Gmem.Mmap\nskip Gmem.New\nflaky Gmem.Create\n")
+    problems = expect.check(NEW, expect.read_expectations(tmp_path / "x.txt"))
+    assert problems == ["7.2: Gmem.Punch is in no line and did not pass or skip: crash: kernel panic: Fatal exception"]
 
 
 def test_expectation_files_are_written_from_a_run_and_read_back(tmp_path):
