@@ -14,6 +14,7 @@
 #include "fixtures/guest_payloads.h"
 #include "fixtures/kvm.h"
 #include "fixtures/require.h"
+#include "fixtures/shared_gmem.h"
 #include "fixtures/syscall_matchers.h"
 #include "fixtures/vm_fixture.h"
 
@@ -108,7 +109,6 @@ class GuestMemfdSharing : public GuestAgentTest {
     ASSERT_OK_AND_ASSIGN(host_, gmem_.Map(pages * PageSize()));
     ASSERT_OK(BindGuestMemfd(gmem_, pages * PageSize(), host_.start()));
   }
-  static constexpr uint64_t kShared = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
   GuestMemfd gmem_;
   Mapping host_;
 };
@@ -118,7 +118,7 @@ class GuestMemfdSharing : public GuestAgentTest {
 // emulates the guest through userspace_addr.
 TEST_F(GuestMemfdSharing, GuestAndHostSeeEachOthersWrites) {
   REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
-  ASSERT_NO_FATAL_FAILURE(BindMappedGuestMemfd(4, kShared));
+  ASSERT_NO_FATAL_FAILURE(BindMappedGuestMemfd(4, kHostSharedGmemFlags));
 
   EXPECT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x5a), 0x5a));
   EXPECT_EQ(host_.bytes()[HostOffset(0)], 0x5a);
@@ -134,7 +134,7 @@ TEST_F(GuestMemfdSharing, GuestAndHostSeeEachOthersWrites) {
 // (userspace_addr is the guest_memfd mapping, as above).
 TEST_F(GuestMemfdSharing, PunchHoleZeroesThePageForGuestAndHost) {
   REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
-  ASSERT_NO_FATAL_FAILURE(BindMappedGuestMemfd(2, kShared));
+  ASSERT_NO_FATAL_FAILURE(BindMappedGuestMemfd(2, kHostSharedGmemFlags));
   ASSERT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x33), 0x33));
   ASSERT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x44), 0x44));
 
