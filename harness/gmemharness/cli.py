@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import debkernel, expect, image, kernels, matrix, qemu, reports, session
 from .errors import InfraError
+from .mutation import command as mutation_command
 from .outcomes import EXIT_CODES, EXIT_EXPECTATIONS, RunOutcome
 from .progress import TerminalProgress
 from .results import KernelRun, overall, runs_from_json
@@ -85,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch", help="download and cache Debian kernels, print where they are")
     fetch.add_argument("specs", nargs="+", metavar="VERSION")
     fetch.set_defaults(func=cmd_fetch)
+
+    mutation_command.add_parser(sub)
 
     rep = sub.add_parser("report", help="print the matrix (and diff) of a results.json")
     rep.add_argument("results", type=Path)

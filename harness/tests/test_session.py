@@ -99,7 +99,8 @@ def test_a_hung_case_is_stopped_at_the_case_timeout(tmp_path, fake_kernel, guest
 
 def test_a_guest_that_never_reports_is_stopped_at_the_boot_timeout(tmp_path, fake_kernel, guest):
     guest.append([["console", "[ 0.0] early boot"], ["hang", None]])
-    run = session.run_kernel(fake_kernel, options(tmp_path, boot_timeout=0.5))
+    # Long enough for the fake QEMU to start and print on a loaded machine: the guest hangs anyway.
+    run = session.run_kernel(fake_kernel, options(tmp_path, boot_timeout=5))
     assert run.outcome == RunOutcome.TIMEOUT and "early boot" in run.reason
 
 
@@ -108,7 +109,9 @@ def test_kvm_that_prints_nothing_falls_back_to_tcg_and_is_remembered(tmp_path, f
     guest.append([["hang", None]])
     guest.append([BOOTED, HELLO, start("Fake.A"), end("Fake.A"), DONE])
     progress = Notes()
-    run = session.run_kernel(fake_kernel, options(tmp_path, accel="auto", kvm_first_output_s=0.3, kvm_init_s=600,
+    # The hung boot must have taken its script before it is killed, or the next boot plays it:
+    # give the fake QEMU time to start on a loaded machine (the boot hangs anyway).
+    run = session.run_kernel(fake_kernel, options(tmp_path, accel="auto", kvm_first_output_s=5, kvm_init_s=600,
                                                   suite_args=["--fake_cases=Fake.A"]), progress)
     assert run.outcome == RunOutcome.OK, run.reason
     assert run.accel == "tcg"
