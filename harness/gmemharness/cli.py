@@ -12,14 +12,13 @@ from .outcomes import EXIT_CODES, EXIT_EXPECTATIONS, RunOutcome
 from .progress import TerminalProgress
 from .results import KernelRun, overall, runs_from_json
 
-DEFAULT_BINARY = next((p for p in (image.REPO / "build/cases/gmemtest", image.REPO / "build/gmemtest")
-                       if p.is_file()), image.REPO / "build/cases/gmemtest")
+DEFAULT_BINARY = image.BUILT_SUITE
 DEFAULT_OUT = image.REPO / "results" / "gmemharness"
 EXIT_INFRA = EXIT_CODES[RunOutcome.INFRA]
 
 EPILOG = """kernels: a Debian kernel (7.2.13+deb14-cloud-amd64, or 7.2 for the newest 7.2 cloud
 kernel), a bzImage file (modules from --modules), or a kernel source tree (built with
-vm-images/config). Exit codes: 0 ok, 1 a case failed, 2 usage, 3 kernel crash, 4 timeout,
+vm-images/config); LABEL=KERNEL names it LABEL in reports and --diff (default: as typed). Exit codes: 0 ok, 1 a case failed, 2 usage, 3 kernel crash, 4 timeout,
 5 infrastructure error, 6 an expected case did not pass (--expect)."""
 
 
@@ -166,16 +165,24 @@ def _check_unique_labels(sources) -> None:
     labels = [s.label for s in sources]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
-        raise InfraError(f"kernel given twice: {', '.join(dupes)}")
+        raise InfraError(f"kernel given twice: {', '.join(dupes)} (name each one: LABEL=PATH)")
 
 
 def _pick(runs: list[KernelRun], pair) -> tuple[KernelRun, KernelRun]:
-    by_label = {r.label: r for r in runs} | {r.release: r for r in runs}
-    missing = [p for p in pair if p not in by_label]
-    if missing:
-        raise InfraError(f"--diff names {', '.join(missing)}, which is not among the kernels run "
-                         f"({', '.join(by_label)})")
-    return by_label[pair[0]], by_label[pair[1]]
+    """The two runs --diff names: by label, or by release where only one kernel has it."""
+    return _find_run(runs, pair[0]), _find_run(runs, pair[1])
+
+
+def _find_run(runs: list[KernelRun], name: str) -> KernelRun:
+    by_label = [r for r in runs if r.label == name]
+    by_release = [r for r in runs if r.release == name]
+    if len(by_label) == 1 or (not by_label and len(by_release) == 1):
+        return (by_label or by_release)[0]
+    if len(by_release) > 1:
+        raise InfraError(f"--diff {name}: several kernels have release {name} "
+                         f"({', '.join(r.label for r in by_release)}); name one by its label")
+    raise InfraError(f"--diff names {name}, which is not among the kernels run "
+                     f"({', '.join(r.label for r in runs)})")
 
 
 def cmd_image(args) -> int:

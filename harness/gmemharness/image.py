@@ -20,6 +20,8 @@ from .kernelsource import KernelSource, from_bzimage
 
 REPO = Path(__file__).resolve().parents[2]
 INIT_SCRIPT = REPO / "vm-images" / "init.sh"
+# Where `cmake -S . -B build && cmake --build build` puts the suite (cases/CMakeLists.txt).
+BUILT_SUITE = REPO / "build" / "cases" / "gmemtest"
 BUSYBOX = Path("/bin/busybox")
 RESULT_PORT = "/dev/ttyS1"
 GUEST_BIN_DIR = "/gmemtest"

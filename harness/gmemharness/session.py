@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gtest, guest, image, qemu
+from . import gtest, guest, image, numa, qemu
 from .console import ConsoleScanner, SplatRules
 from .errors import InfraError
 from .kernelsource import KernelSource
@@ -109,7 +109,7 @@ class _KernelSession:
         opts, run = self.opts, self.result
         args = [RESULT_PORT_ARG] + ([f"--gtest_filter={gtest_filter}"] if gtest_filter else []) + opts.suite_args
         machine = qemu.MachineConfig(accel=accel, memory_mb=opts.memory_mb, cpus=opts.cpus,
-                                     extra_append=opts.kernel_args)
+                                     extra_append=numa.kernel_args(self.kernel) + opts.kernel_args)
         t0 = time.monotonic()
         vm = guest.start(self.kernel, self.base, self.workdir / f"boot-{number}", machine, opts.binary.name, args)
         record = BootRecord(number=number, console_log=str(vm.console_log), stream_log=str(vm.stream_log),
