@@ -6,7 +6,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import debkernel, expect, image, kernels, matrix, qemu, reports, session
+from . import cli_fleet, debkernel, expect, image, kernels, matrix, qemu, reports, session
 from .errors import InfraError
 from .outcomes import EXIT_CODES, EXIT_EXPECTATIONS, RunOutcome
 from .progress import TerminalProgress
@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     img.add_argument("kernel", metavar="KERNEL")
     _add_image_args(img)
     img.add_argument("-o", "--output", type=Path, required=True)
+    img.add_argument("--ktap", action="store_true", help="a complete image that runs the suite with "
+                     "--ktap by itself, KTAP on the console (LAVA, any QEMU with one serial port)")
     img.set_defaults(func=cmd_image)
 
     fetch = sub.add_parser("fetch", help="download and cache Debian kernels, print where they are")
@@ -90,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=("terminal", "markdown", "html", "junit", "ktap"), default="terminal")
     rep.add_argument("--diff", nargs=2, metavar=("BASE", "NEW"))
     rep.set_defaults(func=cmd_report)
+    cli_fleet.add_commands(sub)
     return p
 
 
@@ -190,6 +193,11 @@ def cmd_image(args) -> int:
     spec = image.ImageSpec(source, [args.binary.resolve()] + [b.resolve() for b in args.extra_binary],
                            args.extra_modules)
     out = image.build_base(spec, args.output.resolve())
+    if args.ktap:
+        with open(out, "ab") as f:
+            f.write(image.boot_layer(args.binary.name, ["--ktap"] + args.suite_args, stream="/dev/null"))
+        print(f"{out}: runs {args.binary.name} --ktap at boot; the console ends with 'gmemtest-done status=N'")
+        return 0
     print(f"{out} (kernel {source.bzimage}, release {source.release}); append a boot layer "
           f"(gmemharness.image.boot_layer) or boot it with `gmemharness run`")
     return 0
