@@ -6,7 +6,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import cli_fleet, debkernel, expect, image, kernels, matrix, qemu, reports, session
+from . import cli_fleet, debkernel, expect, image, kernels, matrix, qemu, reports, runner_vng, session
 from .errors import InfraError
 from .outcomes import EXIT_CODES, EXIT_EXPECTATIONS, RunOutcome
 from .progress import TerminalProgress
@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_image_args(run)
     run.add_argument("--filter", dest="gtest_filter", help="--gtest_filter for the suite")
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    run.add_argument("--runner", choices=("qemu", "vng"), default="qemu",
+                     help="boot with the harness's own QEMU command line (default) or through virtme-ng")
     run.add_argument("--memory", type=int, default=2048, metavar="MiB")
     run.add_argument("--cpus", type=int, default=1)
     run.add_argument("--append", dest="kernel_args", action="append", default=[], metavar="ARG",
@@ -106,7 +108,9 @@ def _add_image_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args) -> int:
-    qemu.qemu_binary()   # no QEMU: say so before fetching or building anything
+    qemu.qemu_binary()   # no QEMU (or no vng): say so before fetching or building anything
+    if args.runner == "vng":
+        runner_vng.vng_binary()
     sources = [kernels.resolve(spec, args.modules) for spec in args.kernels]
     sources += [kernels.from_tree(Path(tree)) for tree in args.kernel_tree]
     if not sources:
@@ -121,7 +125,8 @@ def cmd_run(args) -> int:
         extra_binaries=[b.resolve() for b in args.extra_binary], gtest_filter=args.gtest_filter,
         suite_args=args.suite_args, accel=args.accel, memory_mb=args.memory, cpus=args.cpus,
         boot_timeout=args.boot_timeout, case_timeout=args.case_timeout, run_timeout=args.run_timeout,
-        resume=args.resume, extra_modules=args.extra_modules, kernel_args=args.kernel_args)
+        resume=args.resume, extra_modules=args.extra_modules, kernel_args=args.kernel_args,
+        runner=args.runner)
     if not opts.binary.is_file():
         raise InfraError(f"suite binary {opts.binary} does not exist (build it: cmake --build build)")
     progress = TerminalProgress(verbose=not args.quiet)
