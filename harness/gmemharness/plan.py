@@ -140,13 +140,16 @@ def github(kernel_jobs: list[Job], opts: PlanOptions) -> dict:
 
 # -- LAVA ----------------------------------------------------------------------------------------
 
-KTAP_RESULT = r"(?P<result>ok|not ok) \d+ (?P<test_case_id>[^\s#]+)"
+# A KTAP result line; `result` is "SKIP" on a skip line, else "ok" or "not ok" (the case name is
+# read by a lookahead so that one group can sit at the directive or at the line's start).
+KTAP_RESULT = r"(?=(?:not )?ok \d+ (?P<test_case_id>[^\s#]+))(?:ok \d+ [^\s#]+ # )?(?P<result>SKIP|not ok|ok)"
+KTAP_FIXUP = {"ok": "pass", "not ok": "fail", "SKIP": "skip"}
 
 
 def lava(job: Job, opts: PlanOptions) -> dict:
     """One LAVA job: the kernel and `gmemharness image --ktap` ramdisk published under
     opts.lava_url/<id>/, booted on LAVA's qemu device type; a monitor reads the KTAP result lines
-    (LAVA records a skipped case as passed: the KTAP in the job log keeps the SKIP)."""
+    as pass, fail or skip."""
     base = f"{opts.lava_url.rstrip('/')}/{job.id}"
     return {
         "device_type": "qemu",
@@ -165,7 +168,7 @@ def lava(job: Job, opts: PlanOptions) -> dict:
                       "prompts": ["KTAP version 1"]}},
             {"test": {"timeout": {"minutes": 45}, "monitors": [{
                 "name": "gmemtest", "start": "KTAP version 1", "end": "gmemtest-done",
-                "pattern": KTAP_RESULT, "fixupdict": {"ok": "pass", "not ok": "fail"}}]}},
+                "pattern": KTAP_RESULT, "fixupdict": KTAP_FIXUP}]}},
         ],
     }
 
