@@ -100,7 +100,8 @@ def run_watched(cmd: list[str], progress: StageProgress, poll: Callable[[], tupl
     while proc.poll() is None:
         time.sleep(poll_s)
         if poll:
-            progress.update(*poll())
+            done, detail = poll()
+            progress.update(done, detail=detail)
         else:
             progress.update(progress.done)
     return proc.returncode

@@ -79,4 +79,4 @@ def test_run_watched_polls_until_the_command_ends():
     p = StageProgress("sleeping", 10, stream=out, tty=False)
     calls = []
     assert stage_progress.run_watched(["sleep", "0.3"], p, lambda: (calls.append(1) or len(calls), ""), poll_s=0.05) == 0
-    assert calls and p.done == len(calls)
+    assert calls and p.done == len(calls) and p.total == 10
