@@ -50,7 +50,7 @@ def test_the_readme_bisect_line_finds_the_first_bad_commit(tmp_path):
         commits.append(git(tree, "rev-parse", "HEAD").strip())
     argv = readme_bisect_line()
     assert argv[:3] == ["git", "bisect", "run"] and "--filter" in argv and "--suite" not in argv
-    env = dict(os.environ, PYTHONPATH=str(FAKES), GMEMTEST_FAKE_BISECT_BUILD="1",
+    env = dict(os.environ, PYTHONPATH=f"{FAKES}:{REPO / 'harness'}", GMEMTEST_FAKE_BISECT_BUILD="1",
                GMEMTEST_CACHE=str(tmp_path / "cache"))
     git(tree, "bisect", "start", commits[-1], commits[0])
     proc = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, timeout=600)
