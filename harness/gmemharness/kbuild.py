@@ -190,15 +190,15 @@ def _make_with_progress(cmd: list[str], tree: Path, out_dir: Path, log) -> int:
     except (OSError, ValueError):
         total = None
     steps = 0
-    progress = stage_progress.StageProgress(f"building {tree.name} (make bzImage)", total, "steps")
+    progress = stage_progress.StageProgress(f"building {tree.name} (make bzImage)", total, "steps",
+                                            heartbeat=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=make_env(tree, out_dir), text=True, errors="replace")
     for line in proc.stdout:
         log.write(line)
         m = _BUILD_STEP.match(line)
-        if m:
-            steps += 1
-            progress.update(steps, detail=m.group(2))
+        steps += bool(m)
+        progress.update(steps, detail=line.split()[-1] if line.strip() else "")
     status = proc.wait()
     log.flush()   # callers read the log file for the first error
     progress.finish("done" if status == 0 else f"make exited {status}")

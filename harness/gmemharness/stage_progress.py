@@ -5,6 +5,7 @@ the total is known. GMEMTEST_PROGRESS=0 silences it."""
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -15,7 +16,8 @@ BAR = 24
 
 class StageProgress:
     def __init__(self, stage: str, total: float | None = None, unit: str = "", stream=None,
-                 tty: bool | None = None, clock: Callable[[], float] = time.monotonic):
+                 tty: bool | None = None, clock: Callable[[], float] = time.monotonic,
+                 heartbeat: bool = False):
         self.stage, self.total, self.unit = stage, total, unit
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
@@ -25,7 +27,15 @@ class StageProgress:
         self.done: float = 0
         self.detail = ""
         self._last_print = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self._print(force=True)
+        if heartbeat:   # a line (or a redraw) even while the work prints nothing
+            threading.Thread(target=self._beat, daemon=True).start()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(REDRAW_S if self.tty else 1.0):
+            self._print()
 
     def __enter__(self) -> "StageProgress":
         return self
@@ -45,6 +55,7 @@ class StageProgress:
         self._print()
 
     def finish(self, outcome: str = "done") -> None:
+        self._stopped.set()
         if self.quiet:
             return
         line = f"{self.stage}: {outcome} in {self._elapsed()}" + (f" ({self._amount()})" if self.done else "")
@@ -59,8 +70,12 @@ class StageProgress:
         return fmt(self.done) + (f" of {fmt(self.total)}" if self.total else "")
 
     def _print(self, force: bool = False) -> None:
-        if self.quiet:
+        if self.quiet or (self._stopped.is_set() and not force):
             return
+        with self._lock:
+            self._print_locked(force)
+
+    def _print_locked(self, force: bool) -> None:
         now = self.clock()
         every = REDRAW_S if self.tty else LOG_EVERY_S
         if not force and self._last_print is not None and now - self._last_print < every:

@@ -50,7 +50,7 @@ def test_the_deb_installs_on_a_fresh_debian_and_probes(tmp_path):
     shutil.copy(deb, root / "tmp" / deb.name)
     assert not (root / "usr/bin/gmemtest").exists()
     result = debchroot.run_in(root, f"apt-get -q update >/dev/null && apt-get install -y -q /tmp/{deb.name} "
-                                    f"&& gmemtest --probe && ls /usr/share/gmemtest/expect && man -w gmemtest || "
-                                    f"test -f /usr/share/man/man1/gmemtest.1.gz")
+                                    "&& gmemtest --probe && ls /usr/share/gmemtest/expect "
+                                    "&& ls /usr/share/man/man1/gmemtest.1*")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "gmem" in result.stdout and "kvm" in result.stdout
+    assert "gmem" in result.stdout and "kvm" in result.stdout and "7.3.4+deb13-cloud-amd64.txt" in result.stdout

@@ -80,3 +80,14 @@ def test_run_watched_polls_until_the_command_ends():
     calls = []
     assert stage_progress.run_watched(["sleep", "0.3"], p, lambda: (calls.append(1) or len(calls), ""), poll_s=0.05) == 0
     assert calls and p.done == len(calls) and p.total == 10
+
+
+def test_a_heartbeat_prints_while_the_work_is_silent(monkeypatch):
+    monkeypatch.setattr(stage_progress, "LOG_EVERY_S", 0.1)
+    out = io.StringIO()
+    p = StageProgress("linking vmlinux", None, stream=out, tty=False, heartbeat=True)
+    import time
+    time.sleep(1.5)
+    p.finish()
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 3 and lines[-1].startswith("linking vmlinux: done in")
