@@ -42,5 +42,6 @@ export GTEST_COLOR=no   # the console is a tty; colour codes would hide gtest's 
 eval "set -- $GMEMTEST_ARGS"
 "$GMEMTEST_BINARY" "$@" > /dev/console 2>&1
 status=$?
+echo "gmemtest-done status=$status" > /dev/console   # the end of the suite's output, for console readers (LAVA)
 emit "{\"event\":\"harness-exit\",\"status\":$status}"
 finish

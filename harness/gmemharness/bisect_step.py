@@ -14,7 +14,7 @@ from .errors import InfraError
 from .kbuild import REPO_ROOT, BuildFailed, ConfigNotHonoured, KernelTreeError
 from .verdict import BAD, SKIP, Verdict, combine, judge_run
 
-DEFAULT_SUITE = REPO_ROOT / "build" / "gmemtest"
+DEFAULT_SUITE = image.BUILT_SUITE
 FAILING_LINES = 9   # of each broken case's message in a report; run.json keeps it whole
 
 

@@ -6,21 +6,20 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import debkernel, expect, image, kernels, matrix, qemu, reports, session
+from . import cli_fleet, debkernel, expect, image, kernels, matrix, qemu, reports, runner_vng, session
 from .errors import InfraError
 from .mutation import command as mutation_command
 from .outcomes import EXIT_CODES, EXIT_EXPECTATIONS, RunOutcome
 from .progress import TerminalProgress
 from .results import KernelRun, overall, runs_from_json
 
-DEFAULT_BINARY = next((p for p in (image.REPO / "build/cases/gmemtest", image.REPO / "build/gmemtest")
-                       if p.is_file()), image.REPO / "build/cases/gmemtest")
+DEFAULT_BINARY = image.BUILT_SUITE
 DEFAULT_OUT = image.REPO / "results" / "gmemharness"
 EXIT_INFRA = EXIT_CODES[RunOutcome.INFRA]
 
 EPILOG = """kernels: a Debian kernel (7.2.13+deb14-cloud-amd64, or 7.2 for the newest 7.2 cloud
 kernel), a bzImage file (modules from --modules), or a kernel source tree (built with
-vm-images/config). Exit codes: 0 ok, 1 a case failed, 2 usage, 3 kernel crash, 4 timeout,
+vm-images/config); LABEL=KERNEL names it LABEL in reports and --diff (default: as typed). Exit codes: 0 ok, 1 a case failed, 2 usage, 3 kernel crash, 4 timeout,
 5 infrastructure error, 6 an expected case did not pass (--expect)."""
 
 
@@ -56,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_image_args(run)
     run.add_argument("--filter", dest="gtest_filter", help="--gtest_filter for the suite")
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    run.add_argument("--runner", choices=("qemu", "vng"), default="qemu",
+                     help="boot with the harness's own QEMU command line (default) or through virtme-ng")
     run.add_argument("--memory", type=int, default=2048, metavar="MiB")
     run.add_argument("--cpus", type=int, default=1)
     run.add_argument("--append", dest="kernel_args", action="append", default=[], metavar="ARG",
@@ -81,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     img.add_argument("kernel", metavar="KERNEL")
     _add_image_args(img)
     img.add_argument("-o", "--output", type=Path, required=True)
+    img.add_argument("--ktap", action="store_true", help="a complete image that runs the suite with "
+                     "--ktap by itself, KTAP on the console (LAVA, any QEMU with one serial port)")
     img.set_defaults(func=cmd_image)
 
     fetch = sub.add_parser("fetch", help="download and cache Debian kernels, print where they are")
@@ -94,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=("terminal", "markdown", "html", "junit", "ktap"), default="terminal")
     rep.add_argument("--diff", nargs=2, metavar=("BASE", "NEW"))
     rep.set_defaults(func=cmd_report)
+    cli_fleet.add_commands(sub)
     return p
 
 
@@ -107,7 +111,9 @@ def _add_image_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args) -> int:
-    qemu.qemu_binary()   # no QEMU: say so before fetching or building anything
+    qemu.qemu_binary()   # no QEMU (or no vng): say so before fetching or building anything
+    if args.runner == "vng":
+        runner_vng.vng_binary()
     sources = [kernels.resolve(spec, args.modules) for spec in args.kernels]
     sources += [kernels.from_tree(Path(tree)) for tree in args.kernel_tree]
     if not sources:
@@ -122,7 +128,8 @@ def cmd_run(args) -> int:
         extra_binaries=[b.resolve() for b in args.extra_binary], gtest_filter=args.gtest_filter,
         suite_args=args.suite_args, accel=args.accel, memory_mb=args.memory, cpus=args.cpus,
         boot_timeout=args.boot_timeout, case_timeout=args.case_timeout, run_timeout=args.run_timeout,
-        resume=args.resume, extra_modules=args.extra_modules, kernel_args=args.kernel_args)
+        resume=args.resume, extra_modules=args.extra_modules, kernel_args=args.kernel_args,
+        runner=args.runner)
     if not opts.binary.is_file():
         raise InfraError(f"suite binary {opts.binary} does not exist (build it: cmake --build build)")
     progress = TerminalProgress(verbose=not args.quiet)
@@ -169,16 +176,24 @@ def _check_unique_labels(sources) -> None:
     labels = [s.label for s in sources]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
-        raise InfraError(f"kernel given twice: {', '.join(dupes)}")
+        raise InfraError(f"kernel given twice: {', '.join(dupes)} (name each one: LABEL=PATH)")
 
 
 def _pick(runs: list[KernelRun], pair) -> tuple[KernelRun, KernelRun]:
-    by_label = {r.label: r for r in runs} | {r.release: r for r in runs}
-    missing = [p for p in pair if p not in by_label]
-    if missing:
-        raise InfraError(f"--diff names {', '.join(missing)}, which is not among the kernels run "
-                         f"({', '.join(by_label)})")
-    return by_label[pair[0]], by_label[pair[1]]
+    """The two runs --diff names: by label, or by release where only one kernel has it."""
+    return _find_run(runs, pair[0]), _find_run(runs, pair[1])
+
+
+def _find_run(runs: list[KernelRun], name: str) -> KernelRun:
+    by_label = [r for r in runs if r.label == name]
+    by_release = [r for r in runs if r.release == name]
+    if len(by_label) == 1 or (not by_label and len(by_release) == 1):
+        return (by_label or by_release)[0]
+    if len(by_release) > 1:
+        raise InfraError(f"--diff {name}: several kernels have release {name} "
+                         f"({', '.join(r.label for r in by_release)}); name one by its label")
+    raise InfraError(f"--diff names {name}, which is not among the kernels run "
+                     f"({', '.join(r.label for r in runs)})")
 
 
 def cmd_image(args) -> int:
@@ -186,6 +201,11 @@ def cmd_image(args) -> int:
     spec = image.ImageSpec(source, [args.binary.resolve()] + [b.resolve() for b in args.extra_binary],
                            args.extra_modules)
     out = image.build_base(spec, args.output.resolve())
+    if args.ktap:
+        with open(out, "ab") as f:
+            f.write(image.boot_layer(args.binary.name, ["--ktap"] + args.suite_args, stream="/dev/null"))
+        print(f"{out}: runs {args.binary.name} --ktap at boot; the console ends with 'gmemtest-done status=N'")
+        return 0
     print(f"{out} (kernel {source.bzimage}, release {source.release}); append a boot layer "
           f"(gmemharness.image.boot_layer) or boot it with `gmemharness run`")
     return 0

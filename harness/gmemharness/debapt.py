@@ -5,9 +5,11 @@ newer kernels, in a state directory of our own, so the system's apt state is nev
 import os
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
+from . import stage_progress
 from .errors import InfraError
 
 KERNEL_SUITES = ("trixie", "trixie-backports", "forky", "sid", "experimental")
@@ -130,8 +132,21 @@ class PrivateApt:
         return sorted(n for n in proc.stdout.split() if re.fullmatch(pattern, n))
 
     def download(self, packages: dict[str, str], dest: Path) -> list[Path]:
-        """Download exact name=version pairs (never a pattern) into `dest`."""
-        self.run("apt-get", "-q", "download", *(f"{n}={v}" for n, v in packages.items()), cwd=dest)
+        """Download exact name=version pairs (never a pattern) into `dest`, showing progress."""
+        sizes = [(self.show(n) or {}).get("size", "") for n in packages]
+        total = sum(int(x) for x in sizes if x.isdigit()) or None
+        names = ", ".join(packages)
+        progress = stage_progress.StageProgress(f"downloading {names[:60]}", total, "B")
+        cmd = ["apt-get", "-q", "download", *(f"{n}={v}" for n, v in packages.items())]
+        with tempfile.TemporaryFile("w+") as out:
+            status = stage_progress.run_watched(cmd, progress, lambda: (stage_progress.tree_bytes(dest), ""),
+                                                env=self.env(), cwd=dest, stdout=out, stderr=subprocess.STDOUT,
+                                                text=True)
+            out.seek(0)
+            output = out.read()
+        progress.finish("done" if status == 0 else f"apt-get exited {status}")
+        if status != 0:
+            raise InfraError(f"apt-get download failed (exit {status}): {_last_lines(output)}")
         debs = sorted(dest.glob("*.deb"))
         if len(debs) != len(packages):
             raise InfraError(f"apt-get download gave {len(debs)} files for {len(packages)} packages")

@@ -4,7 +4,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import cache, debkernel
+from . import cache, debkernel, stage_progress
 from .errors import InfraError
 
 
@@ -33,9 +33,15 @@ def fetch_source_tree(series: str, apt=None) -> Path:
         tarball = unpacked / "usr" / "src" / f"{package}.tar.xz"
         if not tarball.is_file():
             raise InfraError(f"{deb.name} holds no usr/src/{package}.tar.xz")
-        proc = subprocess.run(["tar", "-xf", str(tarball), "-C", str(stage)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise InfraError(f"cannot unpack {tarball.name}: {proc.stderr.strip()[-300:]}")
+        progress = stage_progress.StageProgress(f"unpacking {tarball.name}", None, "B")
+        with tempfile.TemporaryFile("w+") as err:
+            status = stage_progress.run_watched(["tar", "-xf", str(tarball), "-C", str(stage)], progress,
+                                                lambda: (stage_progress.tree_bytes(stage), ""),
+                                                poll_s=2.0, stderr=err, text=True)
+            err.seek(0)
+            message = err.read()
+        progress.finish("done" if status == 0 else f"tar exited {status}")
+        if status != 0:
+            raise InfraError(f"cannot unpack {tarball.name}: {message.strip()[-300:]}")
         (stage / "package.txt").write_text(deb.name + "\n")
     return tree

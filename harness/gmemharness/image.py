@@ -20,6 +20,8 @@ from .kernelsource import KernelSource, from_bzimage
 
 REPO = Path(__file__).resolve().parents[2]
 INIT_SCRIPT = REPO / "vm-images" / "init.sh"
+# Where `cmake -S . -B build && cmake --build build` puts the suite (cases/CMakeLists.txt).
+BUILT_SUITE = REPO / "build" / "cases" / "gmemtest"
 BUSYBOX = Path("/bin/busybox")
 RESULT_PORT = "/dev/ttyS1"
 GUEST_BIN_DIR = "/gmemtest"
@@ -62,11 +64,13 @@ def build_base(spec: ImageSpec, out: Path) -> Path:
     return out
 
 
-def boot_layer(binary: str, args: list[str], sysctls: tuple[str, ...] = DEFAULT_SYSCTLS) -> bytes:
-    """The per-boot archive: which binary to run, with which arguments."""
+def boot_layer(binary: str, args: list[str], sysctls: tuple[str, ...] = DEFAULT_SYSCTLS,
+               stream: str = RESULT_PORT) -> bytes:
+    """The per-boot archive: which binary to run, with which arguments; `stream` takes /init's
+    own events (/dev/null where the machine has one serial port only, e.g. LAVA's)."""
     conf = (f"GMEMTEST_BINARY={shlex.quote(GUEST_BIN_DIR + '/' + binary)}\n"
             f"GMEMTEST_ARGS={shlex.quote(shlex.join(args))}\n"
-            f"GMEMTEST_STREAM={RESULT_PORT}\n"
+            f"GMEMTEST_STREAM={stream}\n"
             f"GMEMTEST_SYSCTLS={shlex.quote(' '.join(sysctls))}\n")
     buf = io.BytesIO()
     cpio = CpioWriter(buf)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import stage_progress
 from .errors import InfraError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -171,8 +172,39 @@ def _make(tree: Path, out_dir: Path, jobs: int, log, *targets: str) -> int:
     cmd = make_command(tree, out_dir, jobs, *targets)
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
-    proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=make_env(tree, out_dir))
-    return proc.returncode
+    if targets != ("bzImage",):
+        return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=make_env(tree, out_dir)).returncode
+    return _make_with_progress(cmd, tree, out_dir, log)
+
+
+_BUILD_STEP = re.compile(r"\s+(CC|AS|LD|AR|CC \[M\])\s+(\S+)")
+_STEPS_FILE = ".gmemtest-build-steps"   # how many compile/link steps the last full build took
+
+
+def _make_with_progress(cmd: list[str], tree: Path, out_dir: Path, log) -> int:
+    """make, its output to `log`, its progress (compile and link steps against the count of the
+    last complete build of this output directory, when known) on stderr."""
+    steps_file = out_dir / _STEPS_FILE
+    try:
+        total = int(steps_file.read_text())
+    except (OSError, ValueError):
+        total = None
+    steps = 0
+    progress = stage_progress.StageProgress(f"building {tree.name} (make bzImage)", total, "steps",
+                                            heartbeat=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=make_env(tree, out_dir), text=True, errors="replace")
+    for line in proc.stdout:
+        log.write(line)
+        m = _BUILD_STEP.match(line)
+        steps += bool(m)
+        progress.update(steps, detail=line.split()[-1] if line.strip() else "")
+    status = proc.wait()
+    log.flush()   # callers read the log file for the first error
+    progress.finish("done" if status == 0 else f"make exited {status}")
+    if status == 0 and (total is None or steps > total):
+        steps_file.write_text(f"{steps}\n")
+    return status
 
 
 def config_key(tree: Path, fragment_text: str) -> str:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import guest, image, qemu
+from . import guest, image, numa, qemu
 from .errors import InfraError
 from .kernelsource import KernelSource
 from .session import safe_name
@@ -36,7 +36,7 @@ def run_program(kernel: KernelSource, binary: Path, args: list[str], out_dir: Pa
     base = image.build_base(image.ImageSpec(kernel, [binary]), workdir / "initramfs-program.cpio")
     # Only a KVM verdict already proven on this host is used; otherwise TCG, which always works.
     chosen = "kvm" if accel == "kvm" or (accel == "auto" and qemu.remembered_verdict() == "kvm") else "tcg"
-    machine = qemu.MachineConfig(accel=chosen, memory_mb=memory_mb, cpus=cpus)
+    machine = qemu.MachineConfig(accel=chosen, memory_mb=memory_mb, cpus=cpus, extra_append=numa.kernel_args(kernel))
     t0 = time.monotonic()
     vm = guest.start(kernel, base, workdir / "program", machine, binary.name,
                      [a.replace("{port}", image.RESULT_PORT) for a in args])

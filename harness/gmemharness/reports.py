@@ -49,7 +49,7 @@ def ktap(runs: list[KernelRun]) -> str:
     """KTAP v1: a top-level test per kernel, with one subtest per case."""
     out = ["KTAP version 1", f"1..{len(runs)}"]
     for number, run in enumerate(runs, 1):
-        out += ["  KTAP version 1", f"  # Subtest: {run.label}",
+        out += ["  KTAP version 1", f"  # Subtest: {_description(run.label)}",
                 f"  # kernel {run.release} accelerator {run.accel or '?'}", f"  1..{len(run.cases)}"]
         for index, result in enumerate(run.cases.values(), 1):
             ok = "ok" if result.outcome in (CaseOutcome.PASS, CaseOutcome.SKIP) else "not ok"
@@ -59,12 +59,17 @@ def ktap(runs: list[KernelRun]) -> str:
                 out.append(f"  # {line}")
             for splat in result.splats:
                 out += [f"  # {line}" for line in splat.splitlines()[:20]]
-            out.append(f"  {ok} {index} {result.name}{tail}")
+            out.append(f"  {ok} {index} {_description(result.name)}{tail}")
         if run.reason:
             out.append(f"  # {run.outcome.value}: {_one_line(run.reason)}")
         run_ok = "ok" if run.outcome.value == "ok" else "not ok"
-        out.append(f"{run_ok} {number} {run.label}")
+        out.append(f"{run_ok} {number} {_description(run.label)}")
     return "\n".join(out) + "\n"
+
+
+def _description(name: str) -> str:
+    """A KTAP test description: one line, no '#' (a user's LABEL=PATH may hold one)."""
+    return _one_line(name).replace("#", "_")
 
 
 def _one_line(text: str) -> str:

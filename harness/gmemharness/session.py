@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gtest, guest, image, qemu
+from . import gtest, guest, image, numa, qemu, runner_vng
 from .console import ConsoleScanner, SplatRules
 from .errors import InfraError
 from .kernelsource import KernelSource
@@ -38,6 +38,7 @@ class RunOptions:
     kernel_args: list[str] = field(default_factory=list)   # appended to the kernel command line
     kvm_first_output_s: float = 5.0     # a KVM boot that prints nothing by then is hung
     kvm_init_s: float = 30.0            # ... or that has not reached /init by then
+    runner: str = "qemu"                # qemu: the harness's command line; vng: virtme-ng
 
 
 class AccelUnusable(Exception):
@@ -109,9 +110,13 @@ class _KernelSession:
         opts, run = self.opts, self.result
         args = [RESULT_PORT_ARG] + ([f"--gtest_filter={gtest_filter}"] if gtest_filter else []) + opts.suite_args
         machine = qemu.MachineConfig(accel=accel, memory_mb=opts.memory_mb, cpus=opts.cpus,
-                                     extra_append=opts.kernel_args)
+                                     extra_append=numa.kernel_args(self.kernel) + opts.kernel_args)
         t0 = time.monotonic()
-        vm = guest.start(self.kernel, self.base, self.workdir / f"boot-{number}", machine, opts.binary.name, args)
+        bootdir = self.workdir / f"boot-{number}"
+        if opts.runner == "vng":
+            vm = runner_vng.start(self.kernel, self.base, bootdir, machine, opts.binary, args, opts.extra_modules)
+        else:
+            vm = guest.start(self.kernel, self.base, bootdir, machine, opts.binary.name, args)
         record = BootRecord(number=number, console_log=str(vm.console_log), stream_log=str(vm.stream_log),
                             accel=accel)
         recorder = BootRecorder(run, number, on_case=lambda r: self.progress.case(self.kernel.label, r))

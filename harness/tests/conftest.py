@@ -7,21 +7,26 @@ HARNESS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HARNESS))
 
 
+OPT_IN = {"vm": "boots kernels under QEMU: run with -m vm",
+          "deb": "installs the .deb in a debootstrapped chroot: run with -m deb"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked vm boot real kernels: they run only when asked for with -m vm."""
-    if "vm" in (config.getoption("markexpr") or ""):
-        return
-    skip = pytest.mark.skip(reason="boots kernels under QEMU: run with -m vm")
-    for item in items:
-        if "vm" in item.keywords:
-            item.add_marker(skip)
+    """Tests marked vm (real kernels) or deb (a Debian chroot) run only when asked for with -m."""
+    asked = config.getoption("markexpr") or ""
+    for marker, reason in OPT_IN.items():
+        if marker in asked:
+            continue
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)
 def private_cache(request, tmp_path, monkeypatch):
     """Unit tests never touch the user's cache (accelerator verdicts, kernels); vm tests share
     the real one so Debian kernels are downloaded once."""
-    if request.node.get_closest_marker("vm") is None:
+    if not any(request.node.get_closest_marker(m) for m in OPT_IN):
         monkeypatch.setenv("GMEMTEST_CACHE", str(tmp_path / "cache"))
 
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# A stand-in for build/gmemtest that speaks harness/PROTOCOL.md, for testing the harness in a
+# A stand-in for build/cases/gmemtest that speaks harness/PROTOCOL.md, for testing the harness in a
 # real guest without the C++ suite. What a case does is in its name:
 #   Fake.Pass*  pass          Fake.Fail*  fail          Fake.Skip*  skip with a reason
 #   Fake.Warn*  pass, but puts a WARNING splat in the kernel log

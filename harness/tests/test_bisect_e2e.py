@@ -7,7 +7,7 @@ Slow (kernel builds: minutes cold, about a minute per step warm), so it runs onl
 
     cd harness && /usr/bin/python3 -m pytest -m e2e -s tests/test_bisect_e2e.py
 
-GMEMTEST_SUITE names the suite binary (default build/gmemtest); GMEMTEST_E2E_WORK the directory
+GMEMTEST_SUITE names the suite binary (default build/cases/gmemtest); GMEMTEST_E2E_WORK the directory
 kept between runs for incremental builds (default: the harness cache's e2e-bisect)."""
 import os
 import shutil
