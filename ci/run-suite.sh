@@ -8,6 +8,7 @@ ci/build.sh
 build=${GMEMTEST_BUILD:-build}
 mkdir -p results
 echo "== feature probe of $(uname -r)"
+. ci/direct-io-dir.sh
 "$build/cases/gmemtest" --probe
 echo "== cases"
 # Serial: cases share machine-wide state (hugepage pools, sysctls).

@@ -8,7 +8,7 @@ packages=(
   cmake g++ make pkg-config
   libgtest-dev libgmock-dev googletest libfmt-dev libbenchmark-dev zlib1g-dev
   # harness and VM images
-  python3 python3-pytest python3-yaml python3-matplotlib qemu-system-x86 busybox-static cpio zstd xz-utils kmod file
+  python3 python3-pytest python3-yaml python3-matplotlib qemu-system-x86 busybox-static cpio zstd xz-utils kmod file e2fsprogs
   # kernels built from source (vm-images, bisect)
   bc flex bison libelf-dev libssl-dev git patch ccache
 )

@@ -22,6 +22,7 @@ echo "== harness unit tests"
 (cd harness && /usr/bin/python3 -m pytest -q -p no:cacheprovider tests)
 
 echo "== suite on the running kernel ($(uname -r))"
+. ci/direct-io-dir.sh
 "$build/cases/gmemtest" --probe | tail -n +1 >"results/probe-$(uname -r).txt"
 ctest --test-dir "$build" -L kernel --output-on-failure --output-junit "$PWD/results/kernel-junit.xml"
 

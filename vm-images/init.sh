@@ -12,7 +12,8 @@ mount -t tmpfs tmpfs /tmp
 mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 
-. /etc/gmemtest/boot.conf   # GMEMTEST_BINARY, GMEMTEST_ARGS, GMEMTEST_STREAM, GMEMTEST_SYSCTLS
+. /etc/gmemtest/boot.conf   # GMEMTEST_BINARY, GMEMTEST_ARGS, GMEMTEST_STREAM, GMEMTEST_SYSCTLS,
+                            # GMEMTEST_SCRATCH_DEVICE
 
 stty -F "$GMEMTEST_STREAM" raw -echo 2>/dev/null
 emit() { echo "$1" > "$GMEMTEST_STREAM"; }
@@ -26,7 +27,24 @@ while read -r name path; do
     case " $skip_module " in *" $name "*) continue ;; esac
     insmod "/lib/modules/$path" 2>/dev/console || failed_modules="$failed_modules $name"
 done < /etc/gmemtest/modules
-emit "{\"event\":\"harness-boot\",\"kernel\":\"$(uname -r)\",\"failed_modules\":\"${failed_modules# }\"}"
+
+# The scratch disk (harness/gmemharness/scratch_disk.py): a real block filesystem for the O_DIRECT
+# cases, which find it through GMEMTEST_DIRECT_IO_DIR. virtio-blk may probe asynchronously: wait
+# up to 2 s for the device node.
+direct_io=""
+if [ -n "$GMEMTEST_SCRATCH_DEVICE" ]; then
+    tries=0
+    while [ ! -b "$GMEMTEST_SCRATCH_DEVICE" ] && [ $tries -lt 20 ]; do sleep 0.1; tries=$((tries + 1)); done
+    mkdir -p /mnt/direct-io
+    if mount -t ext4 "$GMEMTEST_SCRATCH_DEVICE" /mnt/direct-io 2>/dev/console; then
+        direct_io=/mnt/direct-io
+        export GMEMTEST_DIRECT_IO_DIR=$direct_io
+    else
+        echo "gmemtest-init: cannot mount $GMEMTEST_SCRATCH_DEVICE (ext4) at /mnt/direct-io" > /dev/console
+    fi
+fi
+
+emit "{\"event\":\"harness-boot\",\"kernel\":\"$(uname -r)\",\"failed_modules\":\"${failed_modules# }\",\"direct_io_dir\":\"$direct_io\"}"
 
 if [ ! -e /dev/kvm ]; then
     emit '{"event":"harness-nokvm"}'

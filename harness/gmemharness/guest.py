@@ -4,7 +4,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import image, qemu
+from . import image, qemu, scratch_disk
 from .kernelsource import KernelSource
 
 
@@ -16,6 +16,7 @@ class Guest:
     qemu_log: Path
     initrd: Path
     proc: subprocess.Popen
+    disk: Path | None = None  # the scratch disk for direct I/O (none through vng)
 
     def stop(self) -> int:
         """Kill QEMU if it still runs, drop the per-boot initrd; QEMU's exit status."""
@@ -23,6 +24,8 @@ class Guest:
             self.proc.kill()
         self.proc.wait()
         self.initrd.unlink(missing_ok=True)
+        if self.disk:
+            self.disk.unlink(missing_ok=True)
         return self.proc.returncode
 
     def cpu_seconds(self) -> float | None:
@@ -40,15 +43,17 @@ class Guest:
 
 def start(kernel: KernelSource, base: Path, bootdir: Path, machine: qemu.MachineConfig,
           binary_name: str, args: list[str]) -> Guest:
-    """Boot `base` plus a layer running `binary_name args`; the console and the result port are
-    written to files in `bootdir` as the guest runs."""
+    """Boot `base` plus a layer running `binary_name args`, with a fresh scratch disk; the console
+    and the result port are written to files in `bootdir` as the guest runs."""
     bootdir.mkdir(parents=True, exist_ok=True)
     console_log, stream_log, qemu_log = bootdir / "console.log", bootdir / "stream.jsonl", bootdir / "qemu.log"
     for f in (console_log, stream_log):
         f.write_bytes(b"")
-    initrd = image.write_boot_initrd(base, image.boot_layer(binary_name, args), bootdir / "initrd")
-    cmd = qemu.command(machine, kernel.bzimage, initrd, console_log, stream_log)
+    disk = scratch_disk.create(bootdir / "scratch.img")
+    layer = image.boot_layer(binary_name, args, scratch_device=scratch_disk.GUEST_DEVICE)
+    initrd = image.write_boot_initrd(base, layer, bootdir / "initrd")
+    cmd = qemu.command(machine, kernel.bzimage, initrd, console_log, stream_log, disk)
     (bootdir / "qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
     with open(qemu_log, "wb") as qlog:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT)
-    return Guest(bootdir, console_log, stream_log, qemu_log, initrd, proc)
+    return Guest(bootdir, console_log, stream_log, qemu_log, initrd, proc, disk)

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache, kmods
+from . import cache, kmods, scratch_disk
 from .cpio import CpioWriter
 from .errors import InfraError
 from .kernelsource import KernelSource, from_bzimage
@@ -65,13 +65,16 @@ def build_base(spec: ImageSpec, out: Path) -> Path:
 
 
 def boot_layer(binary: str, args: list[str], sysctls: tuple[str, ...] = DEFAULT_SYSCTLS,
-               stream: str = RESULT_PORT) -> bytes:
+               stream: str = RESULT_PORT, scratch_device: str = "") -> bytes:
     """The per-boot archive: which binary to run, with which arguments; `stream` takes /init's
-    own events (/dev/null where the machine has one serial port only, e.g. LAVA's)."""
+    own events (/dev/null where the machine has one serial port only, e.g. LAVA's);
+    `scratch_device`: the guest's scratch disk (scratch_disk), which /init mounts for direct I/O
+    ("" when none)."""
     conf = (f"GMEMTEST_BINARY={shlex.quote(GUEST_BIN_DIR + '/' + binary)}\n"
             f"GMEMTEST_ARGS={shlex.quote(shlex.join(args))}\n"
             f"GMEMTEST_STREAM={stream}\n"
-            f"GMEMTEST_SYSCTLS={shlex.quote(' '.join(sysctls))}\n")
+            f"GMEMTEST_SYSCTLS={shlex.quote(' '.join(sysctls))}\n"
+            f"GMEMTEST_SCRATCH_DEVICE={shlex.quote(scratch_device)}\n")
     buf = io.BytesIO()
     cpio = CpioWriter(buf)
     cpio.file("etc/gmemtest/boot.conf", conf.encode())
@@ -133,15 +136,16 @@ def shared_libraries(binary: Path) -> dict[str, Path]:
 
 
 def _add_modules(cpio: CpioWriter, kernel: KernelSource, extra: list[str]) -> None:
-    """KVM's modules when the kernel has them as modules (they may be built in), plus `extra`,
-    which must exist; all with their dependencies, listed in load order for /init."""
+    """KVM's and the scratch disk's modules when the kernel has them as modules (they may be built
+    in), plus `extra`, which must exist; all with their dependencies, listed in load order for
+    /init."""
     order: list[kmods.Module] = []
     if kernel.modules_dir is not None:
         tree = kmods.ModuleTree(kernel.modules_dir)
         missing = [m for m in extra if not tree.has(m) and tree.is_builtin(m) is not True]
         if missing:
             raise InfraError(f"kernel {kernel.label} has no module {', '.join(missing)}")
-        order = tree.load_order(list(kmods.KVM_MODULES) + extra)
+        order = tree.load_order(list(kmods.KVM_MODULES) + list(scratch_disk.MODULES) + extra)
     elif extra:
         raise InfraError(f"modules {', '.join(extra)} requested but kernel {kernel.label} "
                          "was given without a modules directory")

@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache
+from . import cache, scratch_disk
 from .errors import InfraError
 
 QEMU = "qemu-system-x86_64"
@@ -56,7 +56,8 @@ def kernel_cmdline(machine: MachineConfig) -> str:
 
 
 def command(machine: MachineConfig, kernel: Path, initrd: Path, console_log: Path,
-            stream_log: Path) -> list[str]:
+            stream_log: Path, disk: Path | None = None) -> list[str]:
+    """`disk`: a raw image attached as the guest's virtio-blk disk (scratch_disk)."""
     if machine.accel == "kvm":
         accel = ["-accel", "kvm", "-cpu", "host"]
     else:
@@ -65,7 +66,8 @@ def command(machine: MachineConfig, kernel: Path, initrd: Path, console_log: Pat
             "-no-reboot", *accel, "-m", str(machine.memory_mb), "-smp", str(machine.cpus), *numa(machine),
             "-kernel", str(kernel), "-initrd", str(initrd), "-append", kernel_cmdline(machine),
             "-chardev", f"file,id=console,path={console_log}", "-serial", "chardev:console",
-            "-chardev", f"file,id=results,path={stream_log}", "-serial", "chardev:results"]
+            "-chardev", f"file,id=results,path={stream_log}", "-serial", "chardev:results",
+            *(scratch_disk.qemu_args(disk) if disk else [])]
 
 
 def numa(machine: MachineConfig) -> list[str]:

@@ -7,6 +7,7 @@ the first. A script is a list of [action, argument] pairs:
   ["console", "line"]  ["stream", {...event...}]  ["sleep", seconds]
   ["exit", status]     ["hang", null]             ["kill", null] (dies by SIGKILL)
   ["stderr", "text"]
+  ["disk", null]       writes "disk: <what the -drive file holds>" to the console
 """
 import json
 import os
@@ -22,6 +23,23 @@ def chardev_paths(argv: list[str]) -> dict[str, str]:
             fields = dict(f.split("=", 1) for f in argv[i + 1].split(",")[1:])
             paths[fields["id"]] = fields["path"]
     return paths
+
+
+def drive_file(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "-drive":
+            return dict(f.split("=", 1) for f in argv[i + 1].split(",") if "=" in f).get("file")
+    return None
+
+
+def describe_disk(path: str | None) -> str:
+    if not path or not os.path.isfile(path):
+        return "none"
+    with open(path, "rb") as f:
+        f.seek(1024 + 56)
+        magic = f.read(2)
+    kind = "ext4" if magic == b"\x53\xef" else "unformatted"
+    return f"{kind} {os.path.getsize(path)}"
 
 
 def next_script(path: str) -> list:
@@ -41,6 +59,9 @@ def main() -> int:
             files[action].flush()
         elif action == "sleep":
             time.sleep(arg)
+        elif action == "disk":
+            files["console"].write(f"disk: {describe_disk(drive_file(sys.argv[1:]))}\n")
+            files["console"].flush()
         elif action == "stderr":
             print(arg, file=sys.stderr, flush=True)
         elif action == "exit":

@@ -76,6 +76,29 @@ def test_the_boot_layer_passes_arguments_through_the_shell_intact(tmp_path):
     values = dict(line.split("=", 1) for line in conf.splitlines())
     assert shlex.split(shlex.split(values["GMEMTEST_ARGS"])[0]) == args
     assert values["GMEMTEST_STREAM"] == image.RESULT_PORT
+    assert shlex.split(values["GMEMTEST_SCRATCH_DEVICE"]) == [""]   # no disk unless the guest gets one
+
+
+def test_the_boot_layer_names_the_scratch_device_for_init_to_mount():
+    conf = cpio.read_names(image.boot_layer("gmemtest", [], scratch_device="/dev/vda"))["etc/gmemtest/boot.conf"]
+    assert "GMEMTEST_SCRATCH_DEVICE=/dev/vda\n" in conf.decode()
+
+
+def test_the_scratch_disk_modules_follow_kvm_with_their_dependencies_first(tmp_path):
+    import lzma
+    moddir = tmp_path / "mods/lib/modules/6.99.0-test"
+    deps = {"kernel/arch/x86/kvm/kvm.ko.xz": [], "kernel/fs/mbcache.ko.xz": [], "kernel/fs/jbd2/jbd2.ko.xz": [],
+            "kernel/fs/ext4/ext4.ko.xz": ["kernel/fs/mbcache.ko.xz", "kernel/fs/jbd2/jbd2.ko.xz"],
+            "kernel/drivers/block/virtio_blk.ko.xz": []}
+    for rel in deps:
+        (moddir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (moddir / rel).write_bytes(lzma.compress(b"m"))
+    (moddir / "modules.dep").write_text("".join(f"{k}: {' '.join(v)}\n" for k, v in deps.items()))
+    kernel = from_bzimage(write_bzimage(tmp_path / "bzImage"), tmp_path / "mods", label="test")
+    out = image.build_base(image.ImageSpec(kernel, [FAKE_SUITE]), tmp_path / "base.cpio")
+    modules = cpio.read_names(out.read_bytes())["etc/gmemtest/modules"].decode()
+    # virtio_pci is built in here (no file): skipped, the others in dependency order.
+    assert [line.split()[0] for line in modules.splitlines()] == ["kvm", "virtio_blk", "mbcache", "jbd2", "ext4"]
 
 
 def test_a_dynamic_binary_brings_its_libraries_and_loader(tmp_path, fake_kernel):

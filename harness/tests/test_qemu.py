@@ -52,3 +52,11 @@ def test_auto_tries_kvm_only_where_dev_kvm_is_usable_and_no_trial_failed(monkeyp
     monkeypatch.setattr(qemu.os, "access", lambda path, mode: False)
     qemu.remember_verdict("kvm")
     assert qemu.initial_accel("auto") == "tcg"
+
+
+def test_a_scratch_disk_is_attached_as_virtio_blk_only_when_given():
+    cmd = qemu.command(qemu.MachineConfig(), Path("/k/bzImage"), Path("/i/initrd"), Path("/l/console.log"),
+                       Path("/l/stream.jsonl"), Path("/l/scratch.img"))
+    assert value_after(cmd, "-drive") == ["file=/l/scratch.img,format=raw,if=none,id=scratch,cache=unsafe"]
+    assert value_after(cmd, "-device") == ["virtio-blk-pci,drive=scratch"]
+    assert "-drive" not in command()

@@ -144,3 +144,14 @@ def test_a_program_that_never_finishes_says_why(tmp_path, fake_kernel, guest):
     guest.append([BOOTED, ["hang", None]])
     result = program.run_program(fake_kernel, FAKE_SUITE, [], tmp_path, accel="tcg", timeout=0.5)
     assert result.status is None and "still running" in result.reason
+
+
+def test_every_boot_gets_a_fresh_formatted_scratch_disk_that_is_removed_afterwards(tmp_path, fake_kernel, guest):
+    guest.append([["disk", None], BOOTED, HELLO, start("Fake.A"), end("Fake.A"), start("Fake.B"), end("Fake.B"),
+                  start("Fake.C"), end("Fake.C"), DONE])
+    run = session.run_kernel(fake_kernel, options(tmp_path))
+    assert run.outcome == RunOutcome.OK, run.reason
+    bootdir = tmp_path / "out/test/boot-1"
+    assert f"disk: ext4 {64 << 20}" in (bootdir / "console.log").read_text()
+    assert "virtio-blk-pci,drive=scratch" in (bootdir / "qemu-cmdline.txt").read_text()
+    assert not (bootdir / "scratch.img").exists()
