@@ -40,6 +40,7 @@
 #include "fixtures/fault.h"
 #include "fixtures/kvm.h"
 #include "fixtures/mapping.h"
+#include "fixtures/no_direct_map.h"
 #include "fixtures/require.h"
 #include "fixtures/series.h"
 #include "fixtures/syscall_matchers.h"
@@ -84,20 +85,10 @@ struct Refusal {
 };
 constexpr Refusal kRefused{};
 
-const Backend* GmemNoDirectMapBackend() {
-  static const auto* backend =
-      MakeSeriesGuestMemfdBackend("guest_memfd_no_direct_map", KVM_X86_DEFAULT_VM,
-                                  GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
-                                  "GUEST_MEMFD_FLAG_NO_DIRECT_MAP",
-                                  {"gmem.flag.NO_DIRECT_MAP", "gmem.flag.MMAP", "gmem.flag.INIT_SHARED"})
-          .release();
-  return backend;
-}
-
 std::vector<const Backend*> GupBackendValues() {
   std::vector<const Backend*> out;
   for (const GupBackend& b : kGupBackends)
-    out.push_back(b.name == "guest_memfd_no_direct_map" ? GmemNoDirectMapBackend() : FindBackend(b.name));
+    out.push_back(b.name == kNoDirectMapBackendName ? GmemNoDirectMapBackend() : FindBackend(b.name));
   return out;
 }
 
