@@ -245,11 +245,10 @@ TEST_F(KvmUserfaultGuest, DisabledFlagIgnoresTheBitmap) {
   EXPECT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x12), 0x12));
 }
 
-// A bitmap KVM cannot read fails the access's KVM_RUN with EFAULT.
+// A bitmap KVM cannot read (a user address mapped PROT_NONE) fails the access's KVM_RUN with EFAULT.
 TEST_F(KvmUserfaultGuest, UnreadableBitmapFailsTheRun) {
-  ASSERT_OK_AND_ASSIGN(Mapping gone, MapAnonymous(PageSize()));
-  const uint64_t address = gone.start();
-  gone.reset();
+  ASSERT_OK_AND_ASSIGN(Mapping unreadable, Map(PageSize(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1));
+  const uint64_t address = unreadable.start();
   ASSERT_OK_AND_ASSIGN(host_, MapAnonymous(PageSize()));
   kvm_userspace_memory_region2 region{};
   region.slot = kAgentDataSlot;
