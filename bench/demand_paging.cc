@@ -32,8 +32,8 @@
 #include "fixtures/errno_name.h"
 #include "fixtures/guest.h"
 #include "fixtures/kvm.h"
+#include "fixtures/kvm_userfault.h"
 #include "fixtures/probe.h"
-#include "fixtures/series.h"
 #include "fixtures/uffd.h"
 
 namespace gmembench {
@@ -59,26 +59,11 @@ const PagingMode kModes[] = {
     {"anon_kvm_userfault", Memory::kAnon, 0, "kvm", true},
 };
 
-// KVM Userfault's UAPI as this run has it (the kernel's headers, or a selected series profile).
-struct UserfaultUapi {
-  uint64_t memslot_flag = 0;   // KVM_MEM_USERFAULT
-  uint64_t exit_flag = 0;      // KVM_MEMORY_EXIT_FLAG_USERFAULT
-  uint64_t bitmap_offset = 0;  // offsetof(struct kvm_userspace_memory_region2, userfault_bitmap)
-};
-
-// KVM Userfault's values, or why it cannot be measured here (the probe's trial of the memslot
-// flag, or the symbol without a value and the profile that would give it one).
-std::variant<UserfaultUapi, std::string> KvmUserfault() {
-  const gmem::series::Selection& selection = gmem::series::ActiveSelection();
-  const char* const names[] = {"KVM_MEM_USERFAULT", "KVM_MEMORY_EXIT_FLAG_USERFAULT",
-                               "offsetof(struct kvm_userspace_memory_region2, userfault_bitmap)"};
-  for (const char* name : names)
-    if (std::string why = selection.WhyNoValue(name); !why.empty()) return why;
-  if (auto why = gmem::ProbedFeatures().Why("memslot.flag.USERFAULT")) return why->text;
-  UserfaultUapi u{*selection.Value(names[0]), *selection.Value(names[1]), *selection.Value(names[2])};
-  if (u.bitmap_offset + sizeof(uint64_t) > sizeof(kvm_userspace_memory_region2))
-    return fmt::format("{} = {} lies outside struct kvm_userspace_memory_region2", names[2], u.bitmap_offset);
-  return u;
+// KVM Userfault's values, or why it cannot be measured here.
+std::variant<gmem::UserfaultUapi, std::string> KvmUserfault() {
+  auto uapi = gmem::KvmUserfaultUapi();
+  if (auto* missing = std::get_if<gmem::Features::Missing>(&uapi)) return missing->text;
+  return std::get<gmem::UserfaultUapi>(uapi);
 }
 
 // One VM set up for a run: its code, its data slot, its vCPUs and the fault handling.
@@ -88,7 +73,7 @@ struct PagingVm {
   gmem::Memslot code_slot;
   std::optional<gmem::BackendFile> file;
   gmem::Mapping data;
-  std::vector<uint64_t> userfault_bitmap;
+  std::optional<gmem::UserfaultBitmap> userfault_bitmap;
   gmem::Memslot data_slot;
   std::vector<gmem::Vcpu> vcpus;
   std::vector<gmem::Userfaultfd> uffds;
@@ -97,7 +82,7 @@ struct PagingVm {
 
 struct PagingRun {
   const PagingMode* mode;
-  UserfaultUapi userfault;  // kvm_userfault modes
+  gmem::UserfaultUapi userfault;  // kvm_userfault modes
   int vcpus;
   size_t per_vcpu;        // bytes
   size_t run_size;        // kvm_run mapping
@@ -159,10 +144,9 @@ gmem::Result<std::unique_ptr<PagingVm>> CreatePagingVm(const gmem::Kvm& kvm, con
   data_region.userspace_addr = p->data.start();
   if (run.mode->kvm_userfault) {
     // Bit i set: the vCPU exits on the first access to page i.
-    p->userfault_bitmap.assign((total / kGuestPage + 63) / 64, ~uint64_t{0});
-    data_region.flags |= static_cast<uint32_t>(run.userfault.memslot_flag);
-    uint64_t bitmap = reinterpret_cast<uintptr_t>(p->userfault_bitmap.data());
-    std::memcpy(reinterpret_cast<char*>(&data_region) + run.userfault.bitmap_offset, &bitmap, sizeof bitmap);
+    p->userfault_bitmap.emplace(total / kGuestPage);
+    p->userfault_bitmap->SetAll();
+    run.userfault.Enable(data_region, *p->userfault_bitmap);
   }
   auto data_slot = gmem::Memslot::Create(p->vm, data_region);
   if (!data_slot.ok()) return data_slot.error();
@@ -222,7 +206,7 @@ gmem::Status RunWithKvmUserfault(PagingVm& p, const gmem::Vcpu& vcpu, const Pagi
       return gmem::Error("KVM_EXIT_MEMORY_FAULT", 0, fmt::format("userfault at gpa {:#x} outside the data slot", gpa));
     uint64_t index = (gpa - kPagingDataGpa) / kGuestPage;
     std::memcpy(p.data.bytes() + (gpa - kPagingDataGpa), run.prototype.bytes(), kGuestPage);
-    __atomic_fetch_and(&p.userfault_bitmap[index / 64], ~(uint64_t{1} << (index % 64)), __ATOMIC_RELEASE);
+    p.userfault_bitmap->Clear(index);
   }
 }
 
@@ -234,7 +218,7 @@ void RunPaging(benchmark::State& state, const PagingMode& mode, int vcpus) {
   if (mode.kvm_userfault) {
     auto uapi = KvmUserfault();
     if (auto* why = std::get_if<std::string>(&uapi)) return Skip(state, *why);
-    run.userfault = std::get<UserfaultUapi>(uapi);
+    run.userfault = std::get<gmem::UserfaultUapi>(uapi);
   }
   if (run.per_vcpu * static_cast<size_t>(vcpus) > kPagingMaxData)
     return Skip(state, fmt::format("{} vCPUs x {} MiB exceeds the {} MiB a 32-bit guest addresses above "

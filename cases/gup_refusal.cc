@@ -47,6 +47,7 @@
 #include "fixtures/gup_test.h"
 #include "fixtures/kvm.h"
 #include "fixtures/mapping.h"
+#include "fixtures/no_direct_map.h"
 #include "fixtures/require.h"
 #include "fixtures/series.h"
 #include "fixtures/syscall_matchers.h"
@@ -120,16 +121,6 @@ constexpr Refusal kRefusedNoDirectMap{
 constexpr Refusal kRefusedPrivate{.odirect = EFAULT, .process_vm = EFAULT, .vmsplice = EFAULT, .io_uring = EFAULT,
                                   .proc_mem = EIO, .ptrace_peek_poke = EIO, .madv_populate = EFAULT};
 
-const Backend* GmemNoDirectMapBackend() {
-  static const auto* backend =
-      MakeSeriesGuestMemfdBackend("guest_memfd_no_direct_map", KVM_X86_DEFAULT_VM,
-                                  GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
-                                  "GUEST_MEMFD_FLAG_NO_DIRECT_MAP",
-                                  {"gmem.flag.NO_DIRECT_MAP", "gmem.flag.MMAP", "gmem.flag.INIT_SHARED"})
-          .release();
-  return backend;
-}
-
 // A guest_memfd backend on a VM type whose KVM_CAP_GUEST_MEMFD_FLAGS (probed per VM type as
 // gmem.flags.<TYPE>) must list `flag`.
 class AdvertisedFlagBackend final : public Backend {
@@ -170,7 +161,7 @@ const Backend* GmemPrivateSwProtectedBackend() {
 }
 
 const Backend* GupBackendByName(const std::string& name) {
-  if (name == "guest_memfd_no_direct_map") return GmemNoDirectMapBackend();
+  if (name == kNoDirectMapBackendName) return GmemNoDirectMapBackend();
   if (name == "guest_memfd_private") return GmemPrivateBackend();
   if (name == "guest_memfd_private_sw_protected") return GmemPrivateSwProtectedBackend();
   return FindBackend(name);
