@@ -7,7 +7,7 @@ build=${GMEMTEST_BUILD:-build}
 launcher=()
 if command -v ccache >/dev/null; then
   # Paths below the checkout are hashed relative to it, so every clone shares the cache.
-  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" "$@" >/dev/null
