@@ -7,11 +7,10 @@
 #   GMEMTEST_CI_SOURCE="7.3 6.12"                       also build Debian's linux-source-<series> (one
 #                                                       or more) with vm-images/config
 #                                                       (KVM_SW_PROTECTED_VM, which Debian's kernels
-#                                                       lack) and check each; "" skips. Default: 7.3.
-#                                                       6.12 is where 6.x-only behaviour (no MMAP
-#                                                       flag, binding only on private-memory VMs)
-#                                                       runs for real; it joins the default once
-#                                                       ci/expect/linux-source-6.12.txt exists.
+#                                                       lack) and check each; "" skips. Default:
+#                                                       "7.3 6.12". 6.12 is where 6.x-only behaviour
+#                                                       (no MMAP flag, binding only on
+#                                                       private-memory VMs) runs for real.
 #                                                       Each tree is built once and kept (harness
 #                                                       cache, ccache).
 # Exit codes: gmemharness's (0 ok, 3 crash, 4 timeout, 5 infrastructure, 6 expectation not met).
@@ -23,7 +22,7 @@ out="$PWD/results/vm"
 rm -rf "$out"
 
 trees=()
-read -r -a source_series <<<"${GMEMTEST_CI_SOURCE-7.3}"
+read -r -a source_series <<<"${GMEMTEST_CI_SOURCE-7.3 6.12}"
 for series in "${source_series[@]}"; do
   echo "== fetching linux-source-$series"
   tree=$(cd harness && /usr/bin/python3 -c "from gmemharness import debsource; print(debsource.fetch_source_tree('$series'))" | tail -n 1)
