@@ -102,30 +102,42 @@ Result<Mapping> FilledHostMemory(size_t pages, uint8_t first) {
 class GuestMemfdSharing : public GuestAgentTest {
  protected:
   GuestMemfdSharing() : GuestAgentTest(KVM_X86_DEFAULT_VM) {}
-  // A guest_memfd (gmem_) of `pages` pages with `flags` (MMAP among them), mapped (host_) and
-  // bound with that mapping as userspace_addr, as VMMs bind it.
+  // A guest_memfd (gmem_) of `pages` pages with `flags` (MMAP among them), mapped (host_), bound
+  // with userspace_addr pointing at other memory (decoy_, every byte kDecoyByte): what the guest
+  // sees then can only have come from guest_memfd, not from KVM reading userspace_addr.
   void BindMappedGuestMemfd(uint64_t pages, uint64_t flags) {
     ASSERT_OK_AND_ASSIGN(gmem_, vm().CreateGuestMemfd(pages * PageSize(), flags));
     ASSERT_OK_AND_ASSIGN(host_, gmem_.Map(pages * PageSize()));
-    ASSERT_OK(BindGuestMemfd(gmem_, pages * PageSize(), host_.start()));
+    ASSERT_OK_AND_ASSIGN(decoy_, MapAnonymous(pages * PageSize()));
+    std::memset(decoy_.bytes(), kDecoyByte, decoy_.length());
+    ASSERT_OK(BindGuestMemfd(gmem_, pages * PageSize(), decoy_.start()));
   }
+  // userspace_addr's memory was not written through the slot.
+  bool DecoyUntouched() const {
+    for (size_t i = 0; i < decoy_.length(); ++i)
+      if (decoy_.bytes()[i] != kDecoyByte) return false;
+    return true;
+  }
+  static constexpr uint8_t kDecoyByte = 0xd5;
   GuestMemfd gmem_;
   Mapping host_;
+  Mapping decoy_;
 };
 
-// MMAP|INIT_SHARED with the guest_memfd mapping as userspace_addr (as VMMs bind it): the guest and
-// the host see one memory, in both directions, page by page, whether KVM faults guest_memfd in or
-// emulates the guest through userspace_addr.
+// MMAP|INIT_SHARED: the guest and the host see one memory, guest_memfd's, in both directions,
+// page by page; the slot's userspace_addr is neither read nor written.
 TEST_F(GuestMemfdSharing, GuestAndHostSeeEachOthersWrites) {
   REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
+  REQUIRE_GUEST_MEMFD_FAULTS();
   ASSERT_NO_FATAL_FAILURE(BindMappedGuestMemfd(4, kHostSharedGmemFlags));
   EXPECT_TRUE(GuestAndHostShare(agent(), host_.bytes()));
+  EXPECT_TRUE(DecoyUntouched()) << "the guest's write reached userspace_addr";
 }
 
-// Punching a hole frees the page under both: the guest and the host then read zeros there only
-// (userspace_addr is the guest_memfd mapping, as above).
+// Punching a hole frees the page under both: the guest and the host then read zeros there only.
 TEST_F(GuestMemfdSharing, PunchHoleZeroesThePageForGuestAndHost) {
   REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
+  REQUIRE_GUEST_MEMFD_FAULTS();
   ASSERT_NO_FATAL_FAILURE(BindMappedGuestMemfd(2, kHostSharedGmemFlags));
   ASSERT_TRUE(GuestSaw(agent().Write(Gpa(0), 0x33), 0x33));
   ASSERT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x44), 0x44));
@@ -134,6 +146,7 @@ TEST_F(GuestMemfdSharing, PunchHoleZeroesThePageForGuestAndHost) {
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x00));
   EXPECT_EQ(host_.bytes()[HostOffset(1)], 0x00);
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x33));
+  EXPECT_TRUE(DecoyUntouched());
 }
 
 // MMAP without INIT_SHARED: the memory is private, so the host faults (SIGBUS), yet the guest of
@@ -150,9 +163,11 @@ TEST_F(GuestMemfdSharing, MmapWithoutInitSharedIsGuestOnly) {
 }
 
 // Without MMAP the guest_memfd is never consumed on a VM without private memory: every GPA is
-// shared, so the guest reads and writes the memslot's userspace_addr.
+// shared, so the guest reads and writes the memslot's userspace_addr. (Where the default VM does
+// not bind guest_memfd at all, GmemBindingByVmType states the refusal.)
 TEST_F(GuestMemfdSharing, SlotWithoutMmapUsesUserspaceAddr) {
   REQUIRE_FEATURE("gmem");
+  REQUIRE_FEATURE(GmemBindFeature(KVM_X86_DEFAULT_VM));
   ASSERT_OK_AND_ASSIGN(Mapping host, FilledHostMemory(2, 0x66));
   ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(host.length(), 0));
   ASSERT_OK(BindGuestMemfd(gmem, host.length(), host.start()));
@@ -278,6 +293,23 @@ TEST_F(VmConversion, PunchHoleDiscardsPrivateContents) {
   ASSERT_THAT(gmem_.RawPunchHole(0, PageSize()), SyscallSucceeds());
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(0)), 0x00));
   EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x5f));
+}
+
+// A dup()ed descriptor keeps the guest_memfd, and the private memory in it, after the original
+// closes; once the last reference goes, a private access exits with KVM_EXIT_MEMORY_FAULT (PRIVATE).
+TEST_F(VmConversion, PrivateMemoryLivesAsLongAsTheFile) {
+  ASSERT_NO_FATAL_FAILURE(BindGuestMemfdOverHostMemory(2, 0x70));
+  ASSERT_THAT(SetPrivate(0, 2, true), SyscallSucceeds());
+  ASSERT_TRUE(GuestSaw(agent().Write(Gpa(1), 0x7e), 0x7e));
+
+  FileDescriptor copy(dup(gmem_.fd()));
+  ASSERT_TRUE(copy.valid()) << "dup: " << strerror(errno);
+  gmem_.release().reset();
+  EXPECT_TRUE(GuestSaw(agent().Read(Gpa(1)), 0x7e)) << "after closing the original descriptor";
+
+  copy.reset();
+  EXPECT_TRUE(GuestMemoryFault(agent().Read(Gpa(1)), PageGpa(1), PageSize(), KVM_MEMORY_EXIT_FLAG_PRIVATE))
+      << "after closing the last descriptor";
 }
 
 }  // namespace

@@ -38,6 +38,15 @@ TEST_P(MemoryAttributesCap, AdvertisedExactlyWithPrivateMemory) {
   }
 }
 
+// KVM_CAP_MEMORY_FAULT_INFO is a yes/no capability: where present it reads 1, on /dev/kvm and on
+// every VM type alike.
+TEST_P(MemoryAttributesCap, MemoryFaultInfoReadsOne) {
+  REQUIRE_FEATURE("kvm.cap.MEMORY_FAULT_INFO");
+  EXPECT_EQ(kvm().CheckExtension(KVM_CAP_MEMORY_FAULT_INFO), 1) << "KVM_CHECK_EXTENSION(KVM_CAP_MEMORY_FAULT_INFO) on /dev/kvm";
+  EXPECT_EQ(vm().CheckExtension(KVM_CAP_MEMORY_FAULT_INFO), 1)
+      << "KVM_CHECK_EXTENSION(KVM_CAP_MEMORY_FAULT_INFO) on a " << VmTypeName(GetParam());
+}
+
 INSTANTIATE_TEST_SUITE_P(, MemoryAttributesCap,
                          ::testing::Values(KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM, KVM_X86_SEV_VM,
                                            KVM_X86_SEV_ES_VM, KVM_X86_SNP_VM, KVM_X86_TDX_VM),

@@ -23,6 +23,7 @@ constexpr uint64_t kSlotPages = 16;
 // A default VM with one vCPU and an anonymous-memory slot of kSlotPages at kSlotGpa.
 class PreFaultVm : public VmTest {
  protected:
+  explicit PreFaultVm(unsigned long vm_type = KVM_X86_DEFAULT_VM) : VmTest(vm_type) {}
   void SetUp() override {
     VmTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
@@ -59,6 +60,7 @@ class PreFaultVm : public VmTest {
 
 class PreFaultMemory : public PreFaultVm {
  protected:
+  using PreFaultVm::PreFaultVm;
   void SetUp() override {
     REQUIRE_FEATURE("kvm.cap.PRE_FAULT_MEMORY");
     PreFaultVm::SetUp();
@@ -132,24 +134,84 @@ Result<size_t> ResidentCount(const Mapping& map) {
   return static_cast<size_t>(std::count(resident.value().begin(), resident.value().end(), true));
 }
 
-// Pre-faulting a slot of a mappable guest_memfd allocates the file's pages.
+// Pre-faulting a slot of a mappable guest_memfd allocates the file's pages, not pages of the
+// slot's userspace_addr (other memory here, so the two paths cannot be mistaken for each other).
 TEST_F(PreFaultMemory, AllocatesGuestMemfdPages) {
   REQUIRE_FEATURE("gmem");
   REQUIRE_FEATURE("gmem.flag.MMAP");
   REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
-  if (vm().CheckExtension(KVM_CAP_GUEST_MEMFD) == 0)
-    GTEST_SKIP() << "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) on a KVM_X86_DEFAULT_VM = 0";
+  REQUIRE_FEATURE(GmemBindFeature(KVM_X86_DEFAULT_VM));
   ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(P(4), GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
   uint64_t gpa = kSlotGpa + P(64);
   ASSERT_OK_AND_ASSIGN(Mapping map, gmem.Map(P(4)));
-  ASSERT_OK_AND_ASSIGN(Memslot slot, Memslot::Create(vm(), GmemRegion(2, gpa, P(4), gmem, 0, map.start())));
+  ASSERT_OK_AND_ASSIGN(Mapping decoy, MapAnonymous(P(4)));
+  ASSERT_OK_AND_ASSIGN(Memslot slot, Memslot::Create(vm(), GmemRegion(2, gpa, P(4), gmem, 0, decoy.start())));
   ASSERT_OK_AND_ASSIGN(size_t before, ResidentCount(map));
   ASSERT_EQ(before, 0u);
   kvm_pre_fault_memory range = Range(gpa, P(4));
   EXPECT_THAT(PreFault(range), SyscallSucceeds());
   EXPECT_EQ(range.size, 0u);
   ASSERT_OK_AND_ASSIGN(size_t after, ResidentCount(map));
-  EXPECT_EQ(after, 4u);
+  EXPECT_EQ(after, 4u) << "guest_memfd pages allocated";
+  ASSERT_OK_AND_ASSIGN(size_t decoy_after, ResidentCount(decoy));
+  EXPECT_EQ(decoy_after, 0u) << "pages of userspace_addr faulted in";
+}
+
+// ---- private GPAs of a KVM_X86_SW_PROTECTED_VM ----
+
+// A KVM_X86_SW_PROTECTED_VM, its anonymous slot (kSlotGpa, no guest_memfd) and a guest_memfd slot
+// of kSlotPages at kGmemGpa whose shared memory is more anonymous memory.
+class PreFaultPrivate : public PreFaultMemory {
+ protected:
+  PreFaultPrivate() : PreFaultMemory(KVM_X86_SW_PROTECTED_VM) {}
+  void SetUp() override {
+    PreFaultMemory::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    REQUIRE_FEATURE("kvm.cap.MEMORY_ATTRIBUTES");
+    REQUIRE_FEATURE("gmem.SW_PROTECTED");
+    REQUIRE_FEATURE(GmemBindFeature(KVM_X86_SW_PROTECTED_VM));
+    ASSERT_OK_AND_ASSIGN(gmem_, vm().CreateGuestMemfd(P(kSlotPages)));
+    ASSERT_OK_AND_ASSIGN(shared_, MapAnonymous(P(kSlotPages)));
+    ASSERT_OK_AND_ASSIGN(gmem_slot_, Memslot::Create(vm(), GmemRegion(2, kGmemGpa, P(kSlotPages), gmem_, 0, shared_.start())));
+  }
+  SyscallResult SetPrivate(uint64_t gpa, uint64_t size) const {
+    return vm().RawSetMemoryAttributes(gpa, size, KVM_MEMORY_ATTRIBUTE_PRIVATE);
+  }
+  static constexpr uint64_t kGmemGpa = 1ULL << 31;
+  GuestMemfd gmem_;
+  Mapping shared_;
+  Memslot gmem_slot_;
+};
+
+// Private GPAs backed by guest_memfd are mapped from it, and the shared memory is not touched.
+TEST_F(PreFaultPrivate, MapsPrivateGpasFromGuestMemfd) {
+  ASSERT_THAT(SetPrivate(kGmemGpa, P(4)), SyscallSucceeds());
+  kvm_pre_fault_memory range = Range(kGmemGpa, P(4));
+  EXPECT_THAT(PreFault(range), SyscallSucceeds());
+  EXPECT_EQ(range.gpa, kGmemGpa + P(4));
+  EXPECT_EQ(range.size, 0u);
+  ASSERT_OK_AND_ASSIGN(size_t resident, ResidentCount(shared_));
+  EXPECT_EQ(resident, 0u) << "pre-faulting private GPAs faulted in shared memory";
+}
+
+// Private GPAs in a slot without guest_memfd cannot be mapped: EFAULT, with no progress reported.
+TEST_F(PreFaultPrivate, PrivateGpasWithoutGuestMemfdFailWithEfault) {
+  ASSERT_THAT(SetPrivate(kSlotGpa, P(2)), SyscallSucceeds());
+  kvm_pre_fault_memory range = Range(kSlotGpa, P(2));
+  EXPECT_THAT(PreFault(range), SyscallFailsWithErrno(EFAULT));
+  EXPECT_EQ(range.gpa, kSlotGpa);
+  EXPECT_EQ(range.size, P(2));
+}
+
+// Shared GPAs of the same slots map as on any VM: from userspace_addr beside a guest_memfd too.
+TEST_F(PreFaultPrivate, SharedGpasMapFromUserspaceAddr) {
+  kvm_pre_fault_memory plain = Range(kSlotGpa, P(2));
+  EXPECT_THAT(PreFault(plain), SyscallSucceeds());
+  kvm_pre_fault_memory beside = Range(kGmemGpa, P(2));
+  EXPECT_THAT(PreFault(beside), SyscallSucceeds());
+  EXPECT_EQ(beside.size, 0u);
+  ASSERT_OK_AND_ASSIGN(size_t resident, ResidentCount(shared_));
+  EXPECT_EQ(resident, 2u) << "shared GPAs are mapped from userspace_addr's pages";
 }
 
 }  // namespace

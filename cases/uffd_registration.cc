@@ -4,14 +4,18 @@
 // Kernels whose probe registers guest_memfd (the uffd series) are the uffd_*.cc families' part.
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
+#include <cstring>
 #include <initializer_list>
 #include <optional>
 #include <string>
 
 #include "fixtures/fault.h"
+#include "fixtures/mapping.h"
 #include "fixtures/require.h"
 #include "fixtures/syscall_matchers.h"
+#include "fixtures/uapi/uffd_mainline.h"
 #include "fixtures/uffd.h"
 #include "fixtures/vm_fixture.h"
 
@@ -89,6 +93,53 @@ TEST_F(GmemUffdRegistration, AsyncWriteProtectRefusesOtherModes) {
   for (uint64_t mode : {UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_MINOR})
     EXPECT_THAT(uffd.RawRegister(map_.addr(), map_.length(), UFFDIO_REGISTER_MODE_WP | mode),
                 SyscallFailsWithErrno(EINVAL));
+}
+
+// An anonymous page followed directly by a guest_memfd page, as two VMAs of one range.
+class GmemUffdSpanning : public GmemUffdRegistration {
+ protected:
+  void SetUp() override {
+    GmemUffdRegistration::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    const size_t page = page_size();
+    ASSERT_OK_AND_ASSIGN(span_, MapAnonymous(2 * page));
+    void* gmem_page = mmap(span_.bytes() + page, page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, gmem_.fd(), 0);
+    ASSERT_EQ(gmem_page, span_.bytes() + page) << "mmap(MAP_FIXED) of guest_memfd after the anonymous page: " << strerror(errno);
+  }
+  Mapping span_;  // [anonymous page][guest_memfd page 0]
+};
+
+// A range reaching from an anonymous VMA into a guest_memfd VMA is refused as a whole for MISSING:
+// the anonymous part is left unregistered (another userfaultfd registers it alone).
+TEST_F(GmemUffdSpanning, MissingOverBothRegistersNothing) {
+  if (auto why = SeriesCovers({"MISSING"})) GTEST_SKIP() << *why;
+  ASSERT_OK_AND_ASSIGN(Userfaultfd uffd, Userfaultfd::Open());
+  EXPECT_THAT(uffd.RawRegister(span_.addr(), span_.length(), UFFDIO_REGISTER_MODE_MISSING),
+              SyscallFailsWithErrno(EINVAL));
+  ASSERT_OK_AND_ASSIGN(Userfaultfd other, Userfaultfd::Open());
+  EXPECT_THAT(other.RawRegister(span_.addr(), page_size(), UFFDIO_REGISTER_MODE_MISSING), SyscallSucceeds())
+      << "the anonymous VMA was left registered to the first userfaultfd";
+}
+
+// On a WP_ASYNC context write-protect alone takes both VMAs of the range.
+TEST_F(GmemUffdSpanning, AsyncWriteProtectOverBothRegisters) {
+  REQUIRE_FEATURE("uffd.feature.WP_ASYNC");
+  ASSERT_OK_AND_ASSIGN(Userfaultfd uffd, Userfaultfd::Open(UFFD_FEATURE_WP_ASYNC));
+  EXPECT_THAT(uffd.RawRegister(span_.addr(), span_.length(), UFFDIO_REGISTER_MODE_WP), SyscallSucceeds());
+  EXPECT_TRUE(TouchSucceeds(span_.bytes() + page_size(), Access::kWrite));
+}
+
+// Read-write protection (UFFDIO_REGISTER_MODE_RWP) needs memory with userfaultfd support: it is
+// refused on guest_memfd while anonymous memory of the same context takes it.
+TEST_F(GmemUffdRegistration, RefusesReadWriteProtect) {
+  REQUIRE_FEATURE("uffd.feature.RWP");
+  if (auto why = SeriesCovers({"MISSING", "MINOR"})) GTEST_SKIP() << *why;
+  ASSERT_OK_AND_ASSIGN(Userfaultfd uffd, Userfaultfd::Open(UFFD_FEATURE_RWP));
+  EXPECT_THAT(uffd.RawRegister(map_.addr(), map_.length(), UFFDIO_REGISTER_MODE_RWP),
+              SyscallFailsWithErrno(EINVAL));
+  ASSERT_OK_AND_ASSIGN(Mapping anonymous, MapAnonymous(page_size()));
+  EXPECT_THAT(uffd.RawRegister(anonymous.addr(), anonymous.length(), UFFDIO_REGISTER_MODE_RWP), SyscallSucceeds())
+      << "RWP on anonymous memory, the control";
 }
 
 }  // namespace

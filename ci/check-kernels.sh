@@ -4,9 +4,15 @@
 # the harness's own real-guest tests (crash mid-case, guest killed mid-case, splat, no KVM).
 #   GMEMTEST_CI_KERNELS="7.2.13+deb14-cloud-amd64 ..."  kernels to boot (default: the three below)
 #   GMEMTEST_SKIP_HARNESS_VM=1                          skip the harness's real-guest tests
-#   GMEMTEST_CI_SOURCE=7.3                              also build Debian's linux-source-7.3 with
-#                                                       vm-images/config (KVM_SW_PROTECTED_VM, which
-#                                                       Debian's kernels lack) and check it; "" skips
+#   GMEMTEST_CI_SOURCE="7.3 6.12"                       also build Debian's linux-source-<series> (one
+#                                                       or more) with vm-images/config
+#                                                       (KVM_SW_PROTECTED_VM, which Debian's kernels
+#                                                       lack) and check each; "" skips. Default:
+#                                                       "7.3 6.12". 6.12 is where 6.x-only behaviour
+#                                                       (no MMAP flag, binding only on
+#                                                       private-memory VMs) runs for real.
+#                                                       Each tree is built once and kept (harness
+#                                                       cache, ccache).
 # Exit codes: gmemharness's (0 ok, 3 crash, 4 timeout, 5 infrastructure, 6 expectation not met).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +22,12 @@ out="$PWD/results/vm"
 rm -rf "$out"
 
 trees=()
-source_series=${GMEMTEST_CI_SOURCE-7.3}
-if [[ -n "$source_series" ]]; then
-  echo "== fetching linux-source-$source_series"
-  tree=$(cd harness && /usr/bin/python3 -c "from gmemharness import debsource; print(debsource.fetch_source_tree('$source_series'))" | tail -n 1)
-  trees=(--kernel-tree "$tree")
-fi
+read -r -a source_series <<<"${GMEMTEST_CI_SOURCE-7.3 6.12}"
+for series in "${source_series[@]}"; do
+  echo "== fetching linux-source-$series"
+  tree=$(cd harness && /usr/bin/python3 -c "from gmemharness import debsource; print(debsource.fetch_source_tree('$series'))" | tail -n 1)
+  trees+=(--kernel-tree "$tree")
+done
 
 echo "== suite in ${kernels[*]} ${trees[*]}"
 (cd harness && /usr/bin/python3 -m gmemharness run "${kernels[@]}" "${trees[@]}" --binary "$suite" \
