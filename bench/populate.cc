@@ -6,8 +6,11 @@
 //                                MISSING fault with UFFDIO_COPY of that page
 //   uffdio_copy_nofault          UFFDIO_COPY over the registered range without any fault (the
 //                                copy cost alone, for splitting the fault cost out)
-//   write_uffd_minor_continue    pwrite(2) into the file (a second mapping where the backend has
-//                                no write), then each page's MINOR fault resolved by UFFDIO_CONTINUE
+//   write_uffd_minor_continue    pwrite(2) into the file, then each page's MINOR fault resolved by
+//                                UFFDIO_CONTINUE; the file is of the backend's write variant when
+//                                its own files take no write() and the probe finds the variant (a
+//                                guest_memfd with GUEST_MEMFD_FLAG_WRITE), else memcpy through a
+//                                second mapping fills it
 // and populate/anon/memcpy_prefaulted, plain memcpy into faulted-in anonymous memory: the bound.
 // Each reports bytes_per_second and `of_bound`, its bandwidth over the bound's (when the bound ran
 // first in the same process).
@@ -34,6 +37,7 @@
 #include "fixtures/series.h"
 #include "fixtures/uapi/mm_mainline.h"
 #include "fixtures/uffd.h"
+#include "fixtures/uffd_family.h"
 
 namespace gmembench {
 namespace {
@@ -42,6 +46,8 @@ namespace {
 struct Target {
   std::string name;
   const gmem::Backend* backend = nullptr;
+  std::string uffd_kind;                       // whose uffd.<kind>.<MODE> probe features apply
+  const gmem::Backend* write_variant = nullptr;  // same kind, files that may take write()
 };
 
 size_t PageOf(const Target& t) { return t.backend ? t.backend->page_size() : static_cast<size_t>(getpagesize()); }
@@ -89,6 +95,7 @@ struct Run {
   gmem::Mapping source;           // the data every path copies
   gmem::Mapping prefaulted;       // the bound's destination
   bool fill_by_write = true;      // write_uffd_minor_continue: pwrite, or memcpy via a 2nd mapping
+  const gmem::Backend* minor_file = nullptr;  // write_uffd_minor_continue: the file's backend
 };
 
 double g_bound_bytes_per_second = 0;
@@ -118,7 +125,27 @@ std::optional<std::string> WriteUnsupported(const Target& t, const uint8_t* sour
 }
 
 std::string UffdFeature(const Target& t, const char* mode) {
-  return t.backend ? fmt::format("uffd.{}.{}", t.name, mode) : "uffd";
+  return t.backend ? fmt::format("uffd.{}.{}", t.uffd_kind, mode) : "uffd";
+}
+
+// The backend whose file write_uffd_minor_continue fills by pwrite: the target's own when its
+// files take write(), else its write variant when the probe finds it and its files do; nullptr
+// (fill by memcpy) otherwise, with `why` saying what refused.
+const gmem::Backend* WritableFileOf(const Target& t, const uint8_t* source, std::string& why) {
+  auto own = WriteUnsupported(t, source);
+  if (!own) return t.backend;
+  why = "pwrite fails: " + *own;
+  const gmem::Backend* variant = t.write_variant;
+  if (!variant || variant == t.backend) return nullptr;
+  if (auto missing = variant->Unavailable(gmem::ProbedFeatures())) {
+    why += fmt::format("; no {}: {}", variant->name(), missing->text);
+    return nullptr;
+  }
+  if (auto refused = WriteUnsupported(Target{variant->name(), variant}, source)) {
+    why += fmt::format("; {} pwrite fails: {}", variant->name(), *refused);
+    return nullptr;
+  }
+  return variant;
 }
 
 // ---- the paths, one iteration each ----
@@ -217,7 +244,7 @@ Outcome UffdioCopyNoFault(const Target& t, const Run& run) {
 }
 
 Outcome WriteMinorContinue(const Target& t, const Run& run) {
-  auto reg = FreshRegistered(t, run.size, UFFDIO_REGISTER_MODE_MINOR);
+  auto reg = FreshRegistered(Target{t.name, run.minor_file}, run.size, UFFDIO_REGISTER_MODE_MINOR);
   if (!reg.ok()) return ErrorWith(reg.error());
   const Destination& dest = reg.value().dest;
   gmem::Mapping alias;
@@ -290,10 +317,13 @@ void RunPath(benchmark::State& state, const Target& t, const PathSpec& path) {
     run.prefaulted = std::move(dest).value();
   }
   if (path.run == WriteMinorContinue) {
-    auto unsupported = WriteUnsupported(t, run.source.bytes());
-    run.fill_by_write = !unsupported;
-    state.SetLabel(run.fill_by_write ? "fill=pwrite"
-                                     : "fill=memcpy via a 2nd mapping (pwrite fails: " + *unsupported + ")");
+    std::string why;
+    const gmem::Backend* writable = WritableFileOf(t, run.source.bytes(), why);
+    run.fill_by_write = writable != nullptr;
+    run.minor_file = writable ? writable : t.backend;
+    state.SetLabel(!writable ? "fill=memcpy via a 2nd mapping (" + why + ")"
+                   : writable == t.backend ? "fill=pwrite"
+                                           : "fill=pwrite into a " + writable->name() + " file (" + why + ")");
   }
 
   double total = 0, fill = 0;
@@ -321,15 +351,16 @@ void RunPath(benchmark::State& state, const Target& t, const PathSpec& path) {
 }
 
 std::vector<Target> Targets() {
-  std::vector<Target> targets{{"anon", nullptr}};
-  for (const char* name : {"memfd", "hugetlbfs_2M", "guest_memfd"})
-    targets.push_back({name, gmem::FindBackend(name)});
-  // guest_memfd with the write-population series' flag (GUEST_MEMFD_FLAG_WRITE from the kernel's
-  // headers or a selected series profile), where the kernel advertises it.
-  static const std::unique_ptr<gmem::Backend> write_backend = gmem::MakeSeriesGuestMemfdBackend(
-      "guest_memfd_write", KVM_X86_DEFAULT_VM, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
-      "GUEST_MEMFD_FLAG_WRITE", {"gmem.flag.MMAP", "gmem.flag.INIT_SHARED", "gmem.flag.WRITE"});
-  targets.push_back({"guest_memfd_write", write_backend.get()});
+  std::vector<Target> targets{{"anon", nullptr, "", nullptr}};
+  for (const char* name : {"memfd", "hugetlbfs_2M", "guest_memfd"}) {
+    const gmem::Backend* backend = gmem::FindBackend(name);
+    // guest_memfd's write variant carries the write-population series' flag
+    // (GUEST_MEMFD_FLAG_WRITE from the kernel's headers or a selected series profile).
+    targets.push_back({name, backend, name, gmem::WritePopulationOf(*backend).backend});
+  }
+  // The write variant on its own, for its write paths; userfaultfd on it is guest_memfd's.
+  const gmem::Backend* write_backend = targets.back().write_variant;
+  targets.push_back({"guest_memfd_write", write_backend, "guest_memfd", write_backend});
   return targets;
 }
 
