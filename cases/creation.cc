@@ -276,11 +276,15 @@ TEST_F(Creation, VmIndependentCapabilitiesMatchTheSystem) {
       SCOPED_TRACE(fmt::format("KVM_CHECK_EXTENSION({}) = {:#x} on /dev/kvm, {:#x} on a {}", cap.name,
                                v.system, v.per_vm, VmTypeName(type)));
       EXPECT_EQ(v.per_vm, v.system);
-      if (cap.required) EXPECT_EQ(v.system, cap.required);
+      if (cap.required) {
+        EXPECT_EQ(v.system, cap.required);
+      }
     }
     long types = kvm().CheckExtension(KVM_CAP_VM_TYPES);
-    if (types) EXPECT_TRUE(types & (1L << type)) << fmt::format("KVM_CAP_VM_TYPES = {:#x} lacks the type of a VM "
-                                                               "that was created: {}", types, VmTypeName(type));
+    if (types) {
+      EXPECT_TRUE(types & (1L << type))
+          << fmt::format("KVM_CAP_VM_TYPES = {:#x} lacks the type of a VM that was created: {}", types, VmTypeName(type));
+    }
   }
 }
 
@@ -295,11 +299,14 @@ TEST_F(Creation, GuestMemfdCapabilitySaysWhetherTheVmCanBindIt) {
     EXPECT_TRUE(per_vm == 0 || per_vm == 1);
     ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm.CreateGuestMemfd(page_size()));
     SyscallResult bind = vm.RawSetMemoryRegion2(GmemRegion(0, 1ULL << 30, page_size(), gmem, 0));
-    if (per_vm)
+    if (per_vm) {
       EXPECT_THAT(bind, SyscallSucceeds());
-    else
+    } else {
       EXPECT_THAT(bind, SyscallFailsWithErrno(EINVAL));
-    if (bind.ok()) EXPECT_THAT(vm.RawSetMemoryRegion2(GmemRegion(0, 1ULL << 30, 0, gmem, 0)), SyscallSucceeds());
+    }
+    if (bind.ok()) {
+      EXPECT_THAT(vm.RawSetMemoryRegion2(GmemRegion(0, 1ULL << 30, 0, gmem, 0)), SyscallSucceeds());
+    }
   }
 }
 
@@ -313,9 +320,12 @@ TEST_F(Creation, GuestMemfdFlagsPerVmWithinTheSystemFlags) {
     SCOPED_TRACE(fmt::format("KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD_FLAGS) = {} on /dev/kvm, {} on a {}",
                              GmemFlagsName(system), GmemFlagsName(per_vm), VmTypeName(type)));
     EXPECT_EQ(per_vm & ~system, 0);
-    if (type == KVM_X86_DEFAULT_VM) EXPECT_EQ(per_vm, system);
-    if (type == KVM_X86_SW_PROTECTED_VM || type == KVM_X86_SNP_VM || type == KVM_X86_TDX_VM)
+    if (type == KVM_X86_DEFAULT_VM) {
+      EXPECT_EQ(per_vm, system);
+    }
+    if (type == KVM_X86_SW_PROTECTED_VM || type == KVM_X86_SNP_VM || type == KVM_X86_TDX_VM) {
       EXPECT_EQ(per_vm & GUEST_MEMFD_FLAG_INIT_SHARED, 0);
+    }
   }
 }
 

@@ -188,7 +188,9 @@ TEST_F(Mmap, FaultOnPrivateMemoryRaisesSigbus) {
   for (PrivateMapping& p : mappings) {
     SCOPED_TRACE(VmTypeName(p.type));
     for (bool allocated : {false, true}) {
-      if (allocated) ASSERT_THAT(p.gmem.RawFallocate(FALLOC_FL_KEEP_SIZE, 0, size()), SyscallSucceeds());
+      if (allocated) {
+        ASSERT_THAT(p.gmem.RawFallocate(FALLOC_FL_KEEP_SIZE, 0, size()), SyscallSucceeds());
+      }
       for (size_t index : {size_t{0}, kPages - 1}) {
         SCOPED_TRACE(fmt::format("page {}{}", index, allocated ? " after fallocate" : ""));
         EXPECT_TRUE(TouchRaisesAt(page(p.map, index) + 7, Access::kRead, SIGBUS, BUS_ADRERR));
