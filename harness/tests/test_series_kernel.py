@@ -1,6 +1,7 @@
 """`run --kernel-tree DIR --series S`: the series applied to the harness's own copy of DIR (DIR
 untouched, git or not), the kernel cached by base identity and patch content, one line for a
-patch that does not apply, --profile reaching the suite's argv. kbuild.build is faked (it writes a bootable-looking bzImage that carries
+patch that does not apply, --profile reaching the suite's argv, and CI's line for a series
+kernel the cache lacks. kbuild.build is faked (it writes a bootable-looking bzImage that carries
 the built f.c), QEMU is the scripted fake."""
 import os
 import shutil
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAKE_SUITE, LINES, make_patch, write_bzimage
+from conftest import FAKE_QEMU, FAKE_SUITE, LINES, make_patch, write_bzimage
 from gmemharness import cache, cli, image, kbuild, profiles, series_kernel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,3 +228,57 @@ def test_series_without_a_kernel_tree_is_a_usage_error(tmp_path, base, capsys):
     assert "--series applies to a --kernel-tree" in capsys.readouterr().err
     assert run(tmp_path, base, "--series", str(tmp_path / "none")) == 2
 
+
+# --- CI: ci/check-series.sh ----------------------------------------------------------------------
+
+@pytest.fixture
+def ci_env(tmp_path, monkeypatch, base, guest) -> dict:
+    """A series list naming `fix` on `base`, a series dir, a fake suite build and a fake QEMU on
+    PATH for the script's own harness runs."""
+    bindir, build = tmp_path / "bin", tmp_path / "build" / "cases"
+    bindir.mkdir()
+    build.mkdir(parents=True)
+    (bindir / "qemu-system-x86_64").symlink_to(FAKE_QEMU)
+    (build / "gmemtest").symlink_to(FAKE_SUITE)
+    listing = tmp_path / "series.txt"
+    listing.write_text(f"# a comment\n{base}  fix  --accel=tcg --filter=Fake.A\n")
+    (tmp_path / "expect").mkdir()
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return dict(os.environ, GMEMTEST_SERIES_LIST=str(listing), GMEMTEST_SERIES_DIR=str(tmp_path / "s"),
+                GMEMTEST_SERIES_EXPECT=str(tmp_path / "expect"), GMEMTEST_BUILD=str(tmp_path / "build"),
+                GMEMTEST_SERIES_OUT=str(tmp_path / "results"))
+
+
+def check_series(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([str(REPO / "ci" / "check-series.sh")], env=env, capture_output=True, text=True)
+
+
+def test_ci_names_the_build_command_when_the_patches_are_missing(ci_env, base):
+    done = check_series(ci_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"series linux-source-7.3+fix: not checked: no patches at {ci_env['GMEMTEST_SERIES_DIR']}/fix; "
+        f"build it with: {REPO}/harness/gmemharness.sh build --kernel-tree {base} "
+        f"--series {ci_env['GMEMTEST_SERIES_DIR']}/fix"]
+
+
+def test_ci_names_the_build_command_when_the_cache_lacks_the_kernel(ci_env, tmp_path, base):
+    patches = write_series(tmp_path / "s", "fix", ("line 3\n", "line three\n"))
+    done = check_series(ci_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"linux-source-7.3+fix: not in the cache; build it with: {REPO}/harness/gmemharness.sh build "
+        f"--kernel-tree {base} --series {patches}"]
+    assert cache_entries() == []
+
+
+def test_ci_checks_a_cached_series_kernel_against_its_list(ci_env, tmp_path, base, builds):
+    patches = write_series(tmp_path / "s", "fix", ("line 3\n", "line three\n"))
+    series_kernel.SeriesKernel(base, [series_kernel.load(str(patches))]).build(log=lambda line: None)
+    done = check_series(ci_env)
+    assert done.returncode == 6 and "no expectation file" in done.stdout, done.stdout + done.stderr
+    (tmp_path / "expect" / "linux-source-7.3+fix.txt").write_text("Fake.A\n")
+    done = check_series(ci_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "expectations met" in done.stdout and len(builds) == 1
+    assert (tmp_path / "results" / "linux-source-7.3+fix" / "results.json").is_file()
