@@ -48,16 +48,17 @@ def builds(monkeypatch, tmp_path) -> list[Path]:
     """kbuild.build faked: records the trees it built; the image carries the tree's f.c."""
     built = []
 
-    def build(tree, out_dir, fragment, jobs, log_path, require_clean):
+    def build(tree, out_dir, fragment=None, jobs=None, log_path=None, require_clean=True):
         kbuild.check_kernel_tree(Path(tree), require_clean)
         built.append(Path(tree))
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        Path(log_path).write_text("fake build\n")
+        log_path = Path(log_path or Path(out_dir) / "build.log")
+        log_path.write_text("fake build\n")
         bzimage = write_bzimage(Path(out_dir) / "bzImage")
         bzimage.write_bytes(bzimage.read_bytes() + (Path(tree) / "f.c").read_bytes())
         config = Path(out_dir) / ".config"
         config.write_text("CONFIG_KVM=y\n")
-        return kbuild.BuildArtifacts(bzimage, config, Path(log_path), 1.0)
+        return kbuild.BuildArtifacts(bzimage, config, log_path, 1.0)
 
     monkeypatch.setattr(kbuild, "build", build)
     return built
@@ -204,7 +205,7 @@ def test_profiles_reach_the_suite_argv(tmp_path, base, builds, guest, boot_args)
     assert boot_args[0][-1] == "--fake_cases=Fake.A,Fake.B"
 
 
-def test_an_unknown_profile_is_a_usage_error_naming_the_known_ones(tmp_path, base, builds, capsys):
+def test_an_unknown_profile_is_a_usage_error_naming_the_known_ones(tmp_path, base, builds, guest, capsys):
     assert run(tmp_path, base, "--profile", "gmem-uffd-v2,gmem-uffd-v9") == 2
     err = capsys.readouterr().err
     assert "unknown series profile gmem-uffd-v9" in err and "gmem-write-v7" in err and builds == []
