@@ -20,8 +20,9 @@ EXIT_USAGE = 2
 
 EPILOG = """kernels: a Debian kernel (7.2.13+deb14-cloud-amd64, or 7.2 for the newest 7.2 cloud
 kernel), a bzImage file (modules from --modules), or a kernel source tree (built with
-vm-images/config; with --series, a cached copy with those patch series applied). Exit codes: 0 ok, 1 a case failed, 2 usage, 3 kernel crash, 4 timeout,
-5 infrastructure error, 6 an expected case did not pass (--expect)."""
+vm-images/config; with --series, a cached copy with those patch series applied).
+Exit codes: 0 ok, 1 a case failed, 2 usage, 3 kernel crash, 4 timeout, 5 infrastructure error
+(a --series patch that does not apply too), 6 an expected case did not pass (--expect)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +162,7 @@ def cmd_run(args) -> int:
     if not sources:
         print("gmemharness: error: no kernel given: name a Debian kernel, a bzImage or --kernel-tree DIR",
               file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     for source in sources:
         print(f"{source.label}: {source.release} from {source.origin}", file=sys.stderr)
     if profile_names:
@@ -170,7 +171,8 @@ def cmd_run(args) -> int:
     opts = session.RunOptions(
         binary=args.binary.resolve(), out_dir=args.out.resolve(),
         extra_binaries=[b.resolve() for b in args.extra_binary], gtest_filter=args.gtest_filter,
-        suite_args=profiles.suite_argument(profile_names) + args.suite_args, accel=args.accel, memory_mb=args.memory, cpus=args.cpus,
+        suite_args=profiles.suite_argument(profile_names) + args.suite_args, accel=args.accel,
+        memory_mb=args.memory, cpus=args.cpus,
         boot_timeout=args.boot_timeout, case_timeout=args.case_timeout, run_timeout=args.run_timeout,
         resume=args.resume, extra_modules=args.extra_modules, kernel_args=args.kernel_args)
     if not opts.binary.is_file():
@@ -237,7 +239,8 @@ def cmd_build(args) -> int:
         return EXIT_USAGE
     if not all_series:
         if args.check:
-            print("gmemharness: error: --check needs --series (a plain tree has no cache entry)", file=sys.stderr)
+            print("gmemharness: error: --check needs --series (a plain tree has no cache entry)",
+                  file=sys.stderr)
             return EXIT_USAGE
         source = kernels.from_tree(args.kernel_tree)
         print(f"{source.label}: {source.bzimage}")
