@@ -68,12 +68,13 @@ def base_identity(tree: Path) -> str:
                                    + (_git(tree, "ls-files", "--others", "--exclude-standard") or "").encode())
             return f"git {head.strip()} changes {dirty.hexdigest()[:16]}"
     digest = hashlib.sha256()
+    top = len(str(tree)) + 1
     for root, dirs, files in os.walk(tree):
         dirs[:] = sorted(d for d in dirs if d != ".git")
         for name in sorted(files):
-            path = Path(root) / name
-            st = path.lstat()
-            digest.update(f"{path.relative_to(tree)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            digest.update(f"{path[top:]}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return f"tree {kbuild.kernel_version(tree)} files {digest.hexdigest()[:16]}"
 
 
