@@ -13,6 +13,8 @@
 #                                                       private-memory VMs) runs for real.
 #                                                       Each tree is built once and kept (harness
 #                                                       cache, ccache).
+#   GMEMTEST_SKIP_SERIES=1                              skip the series kernels (ci/check-series.sh:
+#                                                       only those the harness cache already holds)
 # Exit codes: gmemharness's (0 ok, 3 crash, 4 timeout, 5 infrastructure, 6 expectation not met).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +39,9 @@ if [[ "${GMEMTEST_SKIP_HARNESS_VM:-0}" != 1 ]]; then
   echo "== harness tests in a real guest"
   (cd harness && GMEMTEST_VM_KERNEL="${kernels[0]}" /usr/bin/python3 -m pytest -q -p no:cacheprovider -m vm tests/test_vm.py \
      --junitxml="$out/harness-vm-junit.xml")
+fi
+
+if [[ "${GMEMTEST_SKIP_SERIES:-0}" != 1 ]]; then
+  echo "== series kernels of ci/series.txt that the harness cache holds"
+  ci/check-series.sh
 fi

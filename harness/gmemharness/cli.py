@@ -6,7 +6,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import cli_fleet, debkernel, expect, image, kernels, matrix, qemu, reports, runner_vng, session
+from . import (cli_fleet, debkernel, expect, image, kernels, matrix, profiles, qemu, reports, runner_vng,
+               series_kernel, session)
 from .errors import InfraError
 from .mutation import command as mutation_command
 from .outcomes import EXIT_CODES, EXIT_EXPECTATIONS, RunOutcome
@@ -16,11 +17,14 @@ from .results import KernelRun, overall, runs_from_json
 DEFAULT_BINARY = image.BUILT_SUITE
 DEFAULT_OUT = image.REPO / "results" / "gmemharness"
 EXIT_INFRA = EXIT_CODES[RunOutcome.INFRA]
+EXIT_USAGE = 2
 
 EPILOG = """kernels: a Debian kernel (7.2.13+deb14-cloud-amd64, or 7.2 for the newest 7.2 cloud
 kernel), a bzImage file (modules from --modules), or a kernel source tree (built with
-vm-images/config); LABEL=KERNEL names it LABEL in reports and --diff (default: as typed). Exit codes: 0 ok, 1 a case failed, 2 usage, 3 kernel crash, 4 timeout,
-5 infrastructure error, 6 an expected case did not pass (--expect)."""
+vm-images/config; with --series, a cached copy with those patch series applied); LABEL=KERNEL
+names it LABEL in reports and --diff (default: as typed). Exit codes: 0 ok, 1 a case failed,
+2 usage, 3 kernel crash, 4 timeout, 5 infrastructure error (a --series patch that does not
+apply too), 6 an expected case did not pass (--expect)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("kernels", nargs="*", metavar="KERNEL")
     run.add_argument("--kernel-tree", action="append", default=[], metavar="DIR",
                      help="a kernel source tree to build (with vm-images/config) and boot; repeatable")
+    _add_series_args(run)
+    run.add_argument("--profile", action="append", default=[], metavar="NAME[,NAME]",
+                     help="select series UAPI profiles in the suite (--series-profile=...): "
+                     "names from fixtures/uapi/series/; repeatable or a comma list")
     _add_image_args(run)
     run.add_argument("--filter", dest="gtest_filter", help="--gtest_filter for the suite")
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
@@ -78,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     run.set_defaults(func=cmd_run)
 
+    build = sub.add_parser("build", help="build a --kernel-tree (with --series applied) into the cache, "
+                           "without booting it")
+    build.add_argument("--kernel-tree", required=True, type=Path, metavar="DIR")
+    _add_series_args(build)
+    build.add_argument("--check", action="store_true", help="only say whether the cache holds the "
+                       "series kernel (exit 0) or not (exit 1, printing the command that builds it)")
+    build.add_argument("--jobs", type=int, help="make -j (default: CPU count)")
+    build.set_defaults(func=cmd_build)
+
     img = sub.add_parser("image", help="build a test image (initramfs) for a kernel")
     img.add_argument("kernel", metavar="KERNEL")
     _add_image_args(img)
@@ -101,6 +118,37 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_series_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--series", action="append", default=[], metavar="[NAME=]S",
+                   help="a patch series to apply, in order, to each --kernel-tree: a directory of "
+                   ".patch files, a git format-patch output or a b4 am mbox; named after S unless "
+                   "NAME= is given; repeatable (applied in the order given)")
+
+
+def _load_series(args) -> list[series_kernel.Series] | None:
+    """The --series of `args`, or None after printing a usage error."""
+    if args.series and not getattr(args, "kernel_tree", None):
+        print("gmemharness: error: --series applies to a --kernel-tree DIR; none given", file=sys.stderr)
+        return None
+    for arg in args.series:
+        path = series_kernel.split_label(arg)[1]
+        if not path.exists():
+            print(f"gmemharness: error: --series {arg}: {path} does not exist", file=sys.stderr)
+            return None
+    return [series_kernel.load(arg) for arg in args.series]
+
+
+def _profile_names(args) -> list[str] | None:
+    """The --profile names of `args`, or None after printing a usage error."""
+    names = profiles.split_names(args.profile)
+    unknown = profiles.unknown(names)
+    if unknown:
+        print(f"gmemharness: error: unknown series profile {', '.join(unknown)}; known: "
+              f"{', '.join(profiles.known_profiles())} (fixtures/uapi/series/)", file=sys.stderr)
+        return None
+    return names
+
+
 def _add_image_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--binary", type=Path, default=DEFAULT_BINARY, help=f"suite binary (default {DEFAULT_BINARY})")
     p.add_argument("--extra-binary", type=Path, action="append", default=[],
@@ -111,22 +159,31 @@ def _add_image_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args) -> int:
+    profile_names = _profile_names(args)
+    if profile_names is None:
+        return EXIT_USAGE
     qemu.qemu_binary()   # no QEMU (or no vng): say so before fetching or building anything
     if args.runner == "vng":
         runner_vng.vng_binary()
+    all_series = _load_series(args)
+    if all_series is None:
+        return EXIT_USAGE
     sources = [kernels.resolve(spec, args.modules) for spec in args.kernels]
-    sources += [kernels.from_tree(Path(tree)) for tree in args.kernel_tree]
+    sources += [kernels.from_tree(Path(tree), all_series) for tree in args.kernel_tree]
     if not sources:
         print("gmemharness: error: no kernel given: name a Debian kernel, a bzImage or --kernel-tree DIR",
               file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     for source in sources:
         print(f"{source.label}: {source.release} from {source.origin}", file=sys.stderr)
+    if profile_names:
+        print(f"series profiles selected in the suite: {', '.join(profile_names)}", file=sys.stderr)
     _check_unique_labels(sources)
     opts = session.RunOptions(
         binary=args.binary.resolve(), out_dir=args.out.resolve(),
         extra_binaries=[b.resolve() for b in args.extra_binary], gtest_filter=args.gtest_filter,
-        suite_args=args.suite_args, accel=args.accel, memory_mb=args.memory, cpus=args.cpus,
+        suite_args=profiles.suite_argument(profile_names) + args.suite_args, accel=args.accel,
+        memory_mb=args.memory, cpus=args.cpus,
         boot_timeout=args.boot_timeout, case_timeout=args.case_timeout, run_timeout=args.run_timeout,
         resume=args.resume, extra_modules=args.extra_modules, kernel_args=args.kernel_args,
         runner=args.runner)
@@ -194,6 +251,34 @@ def _find_run(runs: list[KernelRun], name: str) -> KernelRun:
                          f"({', '.join(r.label for r in by_release)}); name one by its label")
     raise InfraError(f"--diff names {name}, which is not among the kernels run "
                      f"({', '.join(r.label for r in runs)})")
+
+
+def cmd_build(args) -> int:
+    all_series = _load_series(args)
+    if all_series is None:
+        return EXIT_USAGE
+    if not all_series:
+        if args.check:
+            print("gmemharness: error: --check needs --series (a plain tree has no cache entry)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        source = kernels.from_tree(args.kernel_tree)
+        print(f"{source.label}: {source.bzimage}")
+        return 0
+    kernel = series_kernel.SeriesKernel(args.kernel_tree, all_series)
+    cached = kernel.cached()
+    if args.check:
+        if cached:
+            print(f"{kernel.label}: cached in {kernel.entry}")
+            return 0
+        print(f"{kernel.label}: not in the cache; build it with: {kernel.build_command()}")
+        return 1
+    if cached:
+        print(f"{kernel.label}: already cached in {kernel.entry}")
+        return 0
+    source = kernel.build(jobs=args.jobs)
+    print(f"{source.label}: {source.bzimage}")
+    return 0
 
 
 def cmd_image(args) -> int:

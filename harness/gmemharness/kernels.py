@@ -39,7 +39,10 @@ def resolve(spec: str, modules_dir: Path | None = None) -> KernelSource:
     return dataclasses.replace(kernel, label=label) if label else kernel
 
 
-def from_tree(tree: Path, label: str | None = None) -> KernelSource:
+def from_tree(tree: Path, series: list | None = None, label: str | None = None) -> KernelSource:
+    """`tree` (or LABEL=TREE) built with the project's fragment; with `series`
+    (series_kernel.Series), the tree with those series applied, built in the harness's own copy
+    and cached."""
     if label is None:
         label, tree = split_label(str(tree))
         tree = Path(tree)
@@ -50,7 +53,14 @@ def from_tree(tree: Path, label: str | None = None) -> KernelSource:
     except ImportError:
         raise InfraError("building a kernel tree needs gmemharness/kbuild.py, which is not here") from None
     tree = tree.resolve()
-    out_dir = cache.cache_root() / "kbuild" / tree.name
-    artifacts = kbuild.build(tree, out_dir, require_clean=False)
+    if series:
+        from . import series_kernel
+        return series_kernel.resolve(tree, series)
+    artifacts = kbuild.build(tree, tree_build_dir(tree), require_clean=False)
     return from_bzimage(artifacts.bzimage, config=artifacts.config, label=label or tree.name,
                         origin=f"tree {tree}")
+
+
+def tree_build_dir(tree: Path) -> Path:
+    """Where a tree given without series is built (O=), reused across runs."""
+    return cache.cache_root() / "kbuild" / Path(tree).resolve().name

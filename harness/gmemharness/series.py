@@ -31,10 +31,22 @@ class Patch:
 
 
 class PatchDoesNotApply(BadInput):
-    def __init__(self, patch: Patch, detail: str):
+    def __init__(self, patch: Patch, detail: str, git_output: str = ""):
         self.patch = patch
         self.detail = detail
+        self.git_output = git_output
         super().__init__(f"{patch}\ndoes not apply: {detail}")
+
+    def where(self) -> str:
+        """One line: the file and hunk git could not place, or git's first complaint."""
+        site = rejection_site(self.git_output)
+        if site is None:
+            lines = (self.git_output or self.detail).strip().splitlines()
+            return lines[0] if lines else "git apply failed"
+        path, line = site
+        hunk = find_hunk(self.patch.text.decode(errors="replace"), path, line)
+        header = hunk.splitlines()[0].split(" @@")[0] + " @@" if hunk else f"at line {line}"
+        return f"{path} hunk {header}"
 
 
 def load_series(source: Path) -> list[Patch]:
@@ -91,10 +103,12 @@ def _git_apply(tree: Path, patch: Patch, *flags: str) -> subprocess.CompletedPro
 def apply(tree: Path, patch: Patch) -> None:
     check = _git_apply(tree, patch, "--check", "--verbose")
     if check.returncode != 0:
-        raise PatchDoesNotApply(patch, describe_rejection(patch, check.stderr.decode(errors="replace")))
+        output = check.stderr.decode(errors="replace")
+        raise PatchDoesNotApply(patch, describe_rejection(patch, output), output)
     done = _git_apply(tree, patch)
     if done.returncode != 0:
-        raise PatchDoesNotApply(patch, done.stderr.decode(errors="replace").strip())
+        output = done.stderr.decode(errors="replace")
+        raise PatchDoesNotApply(patch, output.strip(), output)
 
 
 def revert(tree: Path, patch: Patch) -> None:
@@ -115,13 +129,19 @@ def move(tree: Path, patches: list[Patch], applied: int, wanted: int) -> None:
 def describe_rejection(patch: Patch, git_output: str) -> str:
     """The file, line and text of the hunk git could not place, from `git apply --check
     --verbose` output; falls back to git's own words."""
-    m = _FAILED_AT.search(git_output)
-    if not m:
+    site = rejection_site(git_output)
+    if site is None:
         return git_output.strip()
-    path, line = m.group(1), int(m.group(2))
+    path, line = site
     hunk = find_hunk(patch.text.decode(errors="replace"), path, line)
     where = f"rejected hunk in {path} at line {line}"
     return f"{where}:\n{hunk}" if hunk else f"{where}\n{git_output.strip()}"
+
+
+def rejection_site(git_output: str) -> tuple[str, int] | None:
+    """(file, preimage line) of the hunk `git apply` reports it could not place."""
+    m = _FAILED_AT.search(git_output)
+    return (m.group(1), int(m.group(2))) if m else None
 
 
 def find_hunk(patch_text: str, path: str, old_line: int) -> str | None:

@@ -51,37 +51,72 @@ class SeriesReport:
 
 
 class SeriesWorkspace:
-    """WORK/tree (a copy of the base carrying some prefix of the series) and WORK/build."""
+    """WORK/tree (a copy of the base carrying some prefix of the series) and WORK/build.
 
-    def __init__(self, base: Path, work: Path, patches: list[series.Patch]):
+    WORK/state.json names the base and the digests of the patches the copy carries, and
+    WORK/applied/ keeps those patches, so a later run with another series (or another revision
+    of it) reverts down to the prefix the two share instead of copying the base again."""
+
+    def __init__(self, base: Path, work: Path, patches: list[series.Patch],
+                 tree: Path | None = None, build_dir: Path | None = None, identity: str | None = None):
         self.base, self.work, self.patches = base.resolve(), work.resolve(), patches
-        self.tree, self.build_dir = self.work / "tree", self.work / "build"
+        self.identity = identity
+        self.tree = (tree or self.work / "tree").resolve()
+        self.build_dir = (build_dir or self.work / "build").resolve()
         self.state_file = self.work / "state.json"
+        self.applied_dir = self.work / "applied"
         self.applied = 0
+        self.fresh_copy = False
 
-    def prepare(self) -> None:
-        kbuild.check_kernel_tree(self.base)
+    def prepare(self, require_clean: bool = True) -> None:
+        kbuild.check_kernel_tree(self.base, require_clean)
         self.work.mkdir(parents=True, exist_ok=True)
-        self.applied = self._reusable_prefix()
-        if self.applied is None:
+        shared = self._reuse_shared_prefix()
+        self.fresh_copy = shared is None
+        if shared is None:
             # A fresh copy keeps the base's old mtimes, which a build dir made from another
             # copy would take for up to date: start that build dir over too.
-            for stale in (self.tree, self.build_dir):
+            for stale in (self.tree, self.build_dir, self.applied_dir):
                 shutil.rmtree(stale, ignore_errors=True)
             self._copy_base()
-            self.applied = 0
-            self._save()
+            shared = 0
+        self.applied = shared
+        self._save()
 
-    def _reusable_prefix(self) -> int | None:
+    def _reuse_shared_prefix(self) -> int | None:
+        """Revert the copy to the longest prefix it shares with our series; None when the copy
+        cannot be reused (no copy, another base, unknown state)."""
         try:
             state = json.loads(self.state_file.read_text())
         except (OSError, ValueError):
             return None
         carried = state.get("applied", [])
-        ours = [p.digest for p in self.patches[:len(carried)]]
-        if state.get("base") != self._base_identity() or carried != ours or not self.tree.is_dir():
+        if state.get("base") != self._base_identity() or not self.tree.is_dir():
             return None
-        return len(carried)
+        shared = 0
+        while (shared < min(len(carried), len(self.patches))
+               and carried[shared] == self.patches[shared].digest):
+            shared += 1
+        if shared == len(carried):
+            return shared
+        try:
+            old = [self._carried_patch(i, digest) for i, digest in enumerate(carried)]
+            self.state_file.unlink()      # an interrupted revert must not look reusable
+            series.move(self.tree, old, len(carried), shared)
+        except (OSError, bisect_step.BadInput):
+            return None
+        for i in range(shared, len(carried)):
+            self._patch_file(i).unlink(missing_ok=True)
+        return shared
+
+    def _patch_file(self, i: int) -> Path:
+        return self.applied_dir / f"{i + 1:04d}.patch"
+
+    def _carried_patch(self, i: int, digest: str) -> series.Patch:
+        patch = series.Patch(i + 1, self._patch_file(i).name, "(carried)", self._patch_file(i).read_bytes())
+        if patch.digest != digest:
+            raise bisect_step.BadInput(f"{self._patch_file(i)} is not the patch the copy carries")
+        return patch
 
     def _copy_base(self) -> None:
         self.tree.mkdir(parents=True)
@@ -92,7 +127,10 @@ class SeriesWorkspace:
             raise bisect_step.BadInput(f"copying {self.base} to {self.tree} failed: {proc.stderr.strip()}")
 
     def _base_identity(self) -> str:
-        """The base's path, version and Makefile mtime: a base replaced in place is noticed."""
+        """The base's path, version and Makefile mtime (a base replaced in place is noticed),
+        unless the caller knows better."""
+        if self.identity:
+            return self.identity
         mtime = (self.base / "Makefile").stat().st_mtime_ns
         return f"{self.base} {kbuild.kernel_version(self.base)} {mtime}"
 
@@ -102,14 +140,28 @@ class SeriesWorkspace:
              "applied": [p.digest for p in self.patches[:self.applied]]}))
 
     def move_to(self, prefix: int) -> None:
+        """Apply or revert one patch at a time, recording each step, so a patch that does not
+        apply (refused by `git apply --check` before anything changed) leaves the copy in a
+        known state: the patches before it."""
         try:
-            series.move(self.tree, self.patches, self.applied, prefix)
+            while self.applied != prefix:
+                if self.applied < prefix:
+                    patch = self.patches[self.applied]
+                    series.apply(self.tree, patch)
+                    self.applied_dir.mkdir(exist_ok=True)
+                    self._patch_file(self.applied).write_bytes(patch.text)
+                    self.applied += 1
+                else:
+                    self.applied -= 1
+                    series.revert(self.tree, self.patches[self.applied])
+                    self._patch_file(self.applied).unlink(missing_ok=True)
+                self._save()
+        except series.PatchDoesNotApply:
+            raise
         except Exception:
             # The tree now carries an unknown mix of patches: the next run starts afresh.
             self.state_file.unlink(missing_ok=True)
             raise
-        self.applied = prefix
-        self._save()
 
 
 def bisect_series(base: Path, series_source: Path, work: Path, options: StepOptions,

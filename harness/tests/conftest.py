@@ -1,3 +1,5 @@
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -75,3 +77,35 @@ def fake_kernel(tmp_path):
 
 FAKE_SUITE = HARNESS / "tests" / "fake_suite.sh"
 FAKE_QEMU = HARNESS / "tests" / "fake_qemu.py"
+
+
+@pytest.fixture
+def guest(monkeypatch, tmp_path):
+    """The fake QEMU plays each boot (up to 4): Fake.A passes, Fake.B skips."""
+    from gmemharness import qemu
+    monkeypatch.setattr(qemu, "qemu_binary", lambda: str(FAKE_QEMU))
+    script = [["stream", {"event": e, **fields}] for e, fields in (
+        ("harness-boot", {}), ("hello", {"version": 1}), ("start", {"case": "Fake.A"}),
+        ("end", {"case": "Fake.A", "outcome": "pass"}), ("start", {"case": "Fake.B"}),
+        ("end", {"case": "Fake.B", "outcome": "skip", "message": "no hugetlb"}),
+        ("done", {}))]
+    path = tmp_path / "scripts.json"
+    path.write_text(json.dumps([script] * 4))
+    monkeypatch.setenv("FAKE_GUEST_SCRIPTS", str(path))
+
+
+def make_patch(tmp_path: Path, name: str, path: str, old: str, new: str) -> Path:
+    """A one-file patch made with git diff --no-index."""
+    a, b = tmp_path / "mk" / "a", tmp_path / "mk" / "b"
+    for side, text in ((a, old), (b, new)):
+        (side / path).parent.mkdir(parents=True, exist_ok=True)
+        (side / path).write_text(text)
+    diff = subprocess.run(["git", "diff", "--no-index", "--no-prefix", f"a/{path}", f"b/{path}"],
+                          cwd=tmp_path / "mk", capture_output=True, text=True).stdout
+    out = tmp_path / "series" / name
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(f"From: t <t@t>\nSubject: [PATCH] {name}\n\n---\n{diff}")
+    return out
+
+
+LINES = "".join(f"line {i}\n" for i in range(1, 21))

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import FAKE_SUITE
+from conftest import FAKE_SUITE, LINES, make_patch
 from gmemharness import bisect, bisect_step, image, kbuild, qemu, series, session
 from gmemharness.outcomes import CaseOutcome, RunOutcome
 from gmemharness.prefix_search import first_bad_prefix
@@ -192,23 +192,6 @@ def test_empty_series_is_bad_input(tmp_path):
 def test_missing_series_is_bad_input(tmp_path):
     with pytest.raises(bisect_step.BadInput, match="does not exist"):
         series.load_series(tmp_path / "nope")
-
-
-def make_patch(tmp_path: Path, name: str, path: str, old: str, new: str) -> Path:
-    """A one-file patch made with git diff --no-index."""
-    a, b = tmp_path / "mk" / "a", tmp_path / "mk" / "b"
-    for side, text in ((a, old), (b, new)):
-        (side / path).parent.mkdir(parents=True, exist_ok=True)
-        (side / path).write_text(text)
-    diff = subprocess.run(["git", "diff", "--no-index", "--no-prefix", f"a/{path}", f"b/{path}"],
-                          cwd=tmp_path / "mk", capture_output=True, text=True).stdout
-    out = tmp_path / "series" / name
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(f"From: t <t@t>\nSubject: [PATCH] {name}\n\n---\n{diff}")
-    return out
-
-
-LINES = "".join(f"line {i}\n" for i in range(1, 21))
 
 
 def test_apply_and_revert_move_between_prefixes(tmp_path):

@@ -1,10 +1,8 @@
 """The command line: exit codes per outcome, one clear message on bad input."""
-import json
-
 import pytest
 
-from conftest import FAKE_QEMU, FAKE_SUITE, write_bzimage, write_modules
-from gmemharness import cli, gtest, qemu
+from conftest import FAKE_SUITE, write_bzimage, write_modules
+from gmemharness import cli, gtest
 from gmemharness.outcomes import EXIT_CODES, EXIT_EXPECTATIONS, RunOutcome
 
 
@@ -12,20 +10,6 @@ from gmemharness.outcomes import EXIT_CODES, EXIT_EXPECTATIONS, RunOutcome
 def kernel(tmp_path):
     return ["run", str(write_bzimage(tmp_path / "bzImage")), "--modules", str(write_modules(tmp_path / "mods")),
             "--binary", str(FAKE_SUITE), "--out", str(tmp_path / "out"), "--accel", "tcg"]
-
-
-@pytest.fixture
-def guest(monkeypatch, tmp_path):
-    """The fake QEMU plays one boot: Fake.A passes, Fake.B skips."""
-    monkeypatch.setattr(qemu, "qemu_binary", lambda: str(FAKE_QEMU))
-    script = [["stream", {"event": e, **fields}] for e, fields in (
-        ("harness-boot", {}), ("hello", {"version": 1}), ("start", {"case": "Fake.A"}),
-        ("end", {"case": "Fake.A", "outcome": "pass"}), ("start", {"case": "Fake.B"}),
-        ("end", {"case": "Fake.B", "outcome": "skip", "message": "no hugetlb"}),
-        ("done", {}))]
-    path = tmp_path / "scripts.json"
-    path.write_text(json.dumps([script]))
-    monkeypatch.setenv("FAKE_GUEST_SCRIPTS", str(path))
 
 
 def test_a_missing_kernel_image_is_one_message_and_the_infrastructure_exit_code(tmp_path, capsys):
