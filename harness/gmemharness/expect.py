@@ -3,8 +3,9 @@
 File: <dir>/<kernel label>.txt (or <release>.txt), one case name or glob per line, '#' comments;
 a line may start with the outcome it expects, `pass` (the default), `skip` (for a kernel that
 lacks the feature: the case may skip, or pass once the suite or kernel learns it, but must not
-fail) or `flaky` (known to be timing-bound under emulation: may pass, skip, fail or time out, but
-must not crash the kernel). A glob must match at least one case, and every case it matches must
+fail), `flaky` (known to be timing-bound under emulation: may pass, skip, fail or time out, but
+must not crash the kernel) or `fail` (a known kernel bug the case catches, explained in the case
+and after the line: it must fail; a pass means the bug is gone, and the line must be updated). A glob must match at least one case, and every case it matches must
 do that. A case that does anything else, or is missing, breaks the expectation; so does a missing
 or empty file, and so does a case no line lists that fails, times out or crashes."""
 import fnmatch
@@ -24,9 +25,10 @@ def expectation_file(directory: Path, run: KernelRun) -> Path | None:
 
 
 FLAKY = "flaky"
-_OUTCOME_WORDS = {"pass": CaseOutcome.PASS, "skip": CaseOutcome.SKIP, FLAKY: FLAKY}
+_OUTCOME_WORDS = {"pass": CaseOutcome.PASS, "skip": CaseOutcome.SKIP, FLAKY: FLAKY, "fail": CaseOutcome.FAIL}
 _ACCEPTED = {CaseOutcome.PASS: {CaseOutcome.PASS}, CaseOutcome.SKIP: {CaseOutcome.SKIP, CaseOutcome.PASS},
-             FLAKY: {CaseOutcome.PASS, CaseOutcome.SKIP, CaseOutcome.FAIL, CaseOutcome.TIMEOUT}}
+             FLAKY: {CaseOutcome.PASS, CaseOutcome.SKIP, CaseOutcome.FAIL, CaseOutcome.TIMEOUT},
+             CaseOutcome.FAIL: {CaseOutcome.FAIL}}
 
 
 def read_expectations(path: Path) -> list[tuple[CaseOutcome, str]]:
@@ -41,7 +43,7 @@ def read_expectations(path: Path) -> list[tuple[CaseOutcome, str]]:
         elif len(words) == 1:
             out.append((CaseOutcome.PASS, words[0]))
         else:
-            raise InfraError(f"{path}:{number}: expected '[pass|skip|flaky] CASE', got {line.strip()!r}")
+            raise InfraError(f"{path}:{number}: expected '[pass|skip|flaky|fail] CASE', got {line.strip()!r}")
     return out
 
 

@@ -96,6 +96,9 @@ def test_the_diff_names_regressions_fixes_and_other_changes():
     ("skip Gmem.Mmap", None),
     ("skip Gmem.Punch", "expected Gmem.Punch to skip, got crash"),
     ("pass Gmem.Mmap\nskip Gmem.Create", "expected Gmem.Create to skip, got fail"),
+    ("fail Gmem.Create  # a known kernel bug", None),
+    ("fail Gmem.Mmap", "expected Gmem.Mmap to fail, got pass"),
+    ("fail Gmem.Punch", "expected Gmem.Punch to fail, got crash"),
 ])
 def test_expectations_fail_on_any_listed_case_that_did_not_do_what_its_line_says(tmp_path, lines, problem):
     (tmp_path / "x.txt").write_text(lines + "\n")
@@ -126,7 +129,7 @@ def test_expectation_files_are_written_from_a_run_and_read_back(tmp_path):
 
 
 def test_a_malformed_expectation_line_is_an_error_naming_the_line(tmp_path):
-    (tmp_path / "x.txt").write_text("Gmem.A\nfail Gmem.B\n")
+    (tmp_path / "x.txt").write_text("Gmem.A\nbroken Gmem.B\n")
     with pytest.raises(InfraError, match="x.txt:2"):
         expect.read_expectations(tmp_path / "x.txt")
 
