@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #include <cstring>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "fixtures/bytes.h"
@@ -261,6 +263,24 @@ TEST_F(InPlaceConversion, RejectsInvalidArguments) {
   fails({~uint64_t{0} & ~(page - 1), 2 * page, kPrivate});
 }
 
+// Ranges that end exactly at the end of the file are accepted, from one page up to the whole file.
+TEST_F(InPlaceConversion, AcceptsRangesEndingAtEndOfFile) {
+  CreateMapped(4, true);
+  EXPECT_THAT(Convert(gmem_, 3, 1, true), SyscallSucceeds());
+  EXPECT_THAT(Convert(gmem_, 2, 2, true), SyscallSucceeds());
+  EXPECT_THAT(Convert(gmem_, 0, 4, false), SyscallSucceeds());
+  EXPECT_THAT(Convert(gmem_, 0, 4, true), SyscallSucceeds());
+  EXPECT_EQ(HostView(map_), "PPPP");
+}
+
+// An argument the kernel cannot read is EFAULT (before any other check).
+TEST_F(InPlaceConversion, RejectsUnreadableArgument) {
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(PageSize(), GUEST_MEMFD_FLAG_MMAP));
+  ASSERT_OK_AND_ASSIGN(Mapping none, Map(PageSize(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1));
+  unsigned long request = static_cast<unsigned long>(*series::ActiveSelection().Value(kIoctl));
+  EXPECT_THAT(RawIoctl(gmem.fd(), request, none.bytes(), "a PROT_NONE page"), SyscallFailsWithErrno(EFAULT));
+}
+
 // A VM without private memory has no guest_memfd attributes: EINVAL for its files.
 TEST_F(InPlaceConversion, RejectsFileOfVmWithoutPrivateMemory) {
   ASSERT_OK_AND_ASSIGN(Vm plain, kvm().CreateVm(KVM_X86_DEFAULT_VM));
@@ -270,11 +290,16 @@ TEST_F(InPlaceConversion, RejectsFileOfVmWithoutPrivateMemory) {
 
 // A long-term pin on a shared page blocks conversion to private: EAGAIN with that page's offset in
 // error_offset and nothing converted; other pages convert; once unpinned the page converts too.
-TEST_F(InPlaceConversion, PinnedPageBlocksConversionToPrivate) {
-  REQUIRE_FEATURE("io_uring");
+// The same for each way of pinning (io_uring fixed buffers; CONFIG_GUP_TEST's PIN_LONGTERM_TEST,
+// which the series' own selftest uses).
+class InPlaceConversionPinned : public InPlaceConversion,
+                                public ::testing::WithParamInterface<LongTermPin::Method> {};
+
+TEST_P(InPlaceConversionPinned, PinnedPageBlocksConversionToPrivate) {
+  REQUIRE_FEATURE(PinFeature(GetParam()));
   CreateMapped(4, true);
   ASSERT_TRUE(FillBytes(map_.bytes(), map_.length(), 0x17));
-  ASSERT_OK_AND_ASSIGN(LongTermPin pin, LongTermPin::Create(map_.bytes() + 2 * PageSize(), PageSize()));
+  ASSERT_OK_AND_ASSIGN(LongTermPin pin, LongTermPin::Create(map_.bytes() + 2 * PageSize(), PageSize(), GetParam()));
 
   for (auto [first, pages] : {std::pair<uint64_t, uint64_t>{0, 4}, {2, 1}, {1, 2}}) {
     Attributes2Outcome all = SetAttributes2(gmem_, {first * PageSize(), pages * PageSize(), kPrivate});
@@ -288,6 +313,10 @@ TEST_F(InPlaceConversion, PinnedPageBlocksConversionToPrivate) {
   EXPECT_THAT(Convert(gmem_, 0, 4, true), SyscallSucceeds());
   EXPECT_EQ(HostView(map_), "PPPP");
 }
+
+INSTANTIATE_TEST_SUITE_P(Pins, InPlaceConversionPinned,
+                         ::testing::Values(LongTermPin::Method::kIoUring, LongTermPin::Method::kGupTest),
+                         [](const auto& info) { return std::string(PinFeature(info.param)); });
 
 // The memfd counterpart of the case above, runnable on mainline: F_SEAL_WRITE waits for pinned
 // pages and fails with EBUSY while one is held, and succeeds once it is released. It also shows
@@ -347,6 +376,45 @@ TEST_F(InPlaceGuest, DataCrossesConversionsBothWays) {
 // emulated MMIO, never a private memory fault.
 TEST_F(InPlaceGuest, GpaWithoutMemslotExitsAsMmio) {
   const uint64_t gpa = kAgentDataGpa + 3 * PageSize() + 0x10;
+  GuestAccess access = agent().Read(gpa);
+  EXPECT_TRUE(access.run.ok() && access.exit_reason == KVM_EXIT_MMIO && access.mmio_phys_addr == gpa)
+      << access.Describe();
+}
+
+// The attributes are the file's whether or not the host may map it: for a guest_memfd without
+// MMAP, private pages come from guest_memfd and shared ones from the memslot's userspace_addr, and
+// a conversion switches which one the guest sees, keeping both contents (v8 per-gmem attributes
+// with a separate shared backing, as VMMs without in-place sharing use it).
+TEST_F(InPlaceGuest, FileWithoutMmapLeavesSharedPagesToUserspaceAddr) {
+  const uint64_t size = PageSize(), gpa = kAgentDataGpa + 0x40;
+  ASSERT_OK_AND_ASSIGN(Mapping host, MapAnonymous(size));
+  ASSERT_TRUE(FillBytes(host.bytes(), size, 0x30));
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size, 0));
+  ASSERT_OK(BindGuestMemfd(gmem, size, host.start()));
+
+  EXPECT_TRUE(GuestSaw(agent().Read(gpa), 0x00));  // private: a fresh guest_memfd page
+  ASSERT_TRUE(GuestSaw(agent().Write(gpa, 0x7e), 0x7e));
+  EXPECT_EQ(host.bytes()[0x40], 0x30);
+  ASSERT_THAT(Convert(gmem, 0, 1, false), SyscallSucceeds());
+  EXPECT_TRUE(GuestSaw(agent().Read(gpa), 0x30));  // shared: userspace_addr
+  ASSERT_TRUE(GuestSaw(agent().Write(gpa, 0x31), 0x31));
+  EXPECT_EQ(host.bytes()[0x40], 0x31);
+  ASSERT_THAT(Convert(gmem, 0, 1, true), SyscallSucceeds());
+  EXPECT_TRUE(GuestSaw(agent().Read(gpa), 0x7e));  // the private contents were kept
+}
+
+// With per-file attributes, deleting the memslot of a private guest_memfd page takes the
+// privateness with it: the GPA is then plain shared memory without a slot, and the guest's access
+// is emulated MMIO (v8's updated private_mem_kvm_exits_test), not a private memory fault as with
+// per-VM attributes.
+TEST_F(InPlaceGuest, GpaOfDeletedMemslotExitsAsMmio) {
+  const uint64_t size = 2 * PageSize(), gpa = kAgentDataGpa + PageSize() + 0x20;
+  ASSERT_OK_AND_ASSIGN(GuestMemfd gmem, vm().CreateGuestMemfd(size, GUEST_MEMFD_FLAG_MMAP));
+  ASSERT_OK_AND_ASSIGN(Mapping host, gmem.Map(size));
+  ASSERT_OK(BindGuestMemfd(gmem, size, host.start()));
+  ASSERT_TRUE(GuestSaw(agent().Write(gpa, 0x6b), 0x6b));  // private, served by guest_memfd
+
+  ASSERT_THAT(DeleteMemslot(), SyscallSucceeds());
   GuestAccess access = agent().Read(gpa);
   EXPECT_TRUE(access.run.ok() && access.exit_reason == KVM_EXIT_MMIO && access.mmio_phys_addr == gpa)
       << access.Describe();

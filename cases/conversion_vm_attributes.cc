@@ -151,6 +151,10 @@ TEST_F(GuestMemfdSharing, PunchHoleZeroesThePageForGuestAndHost) {
 
 // MMAP without INIT_SHARED: the memory is private, so the host faults (SIGBUS), yet the guest of
 // a VM without private memory still uses it, since KVM takes every fault from an MMAP guest_memfd.
+// In-place conversion v8 (kernel bug, kept failing): per-file attributes make a file created
+// without INIT_SHARED private whatever the VM type, kvm_mem_is_private() reads them for every VM,
+// and a DEFAULT VM's shared access then ends in KVM_EXIT_MEMORY_FAULT (flags 0) that nothing can
+// resolve (KVM_SET_MEMORY_ATTRIBUTES2 is EINVAL on VMs without private memory).
 TEST_F(GuestMemfdSharing, MmapWithoutInitSharedIsGuestOnly) {
   REQUIRE_FEATURE("gmem.flag.MMAP");
   REQUIRE_GUEST_MEMFD_FAULTS();
@@ -165,6 +169,10 @@ TEST_F(GuestMemfdSharing, MmapWithoutInitSharedIsGuestOnly) {
 // Without MMAP the guest_memfd is never consumed on a VM without private memory: every GPA is
 // shared, so the guest reads and writes the memslot's userspace_addr. (Where the default VM does
 // not bind guest_memfd at all, GmemBindingByVmType states the refusal.)
+// In-place conversion v8 (kernel bug, kept failing): per-file attributes make a file created
+// without INIT_SHARED private whatever the VM type, kvm_mem_is_private() reads them for every VM,
+// and a DEFAULT VM's shared access then ends in KVM_EXIT_MEMORY_FAULT (flags 0) that nothing can
+// resolve (KVM_SET_MEMORY_ATTRIBUTES2 is EINVAL on VMs without private memory).
 TEST_F(GuestMemfdSharing, SlotWithoutMmapUsesUserspaceAddr) {
   REQUIRE_FEATURE("gmem");
   REQUIRE_FEATURE(GmemBindFeature(KVM_X86_DEFAULT_VM));

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "fixtures/kvm.h"
 #include "fixtures/mapping.h"
 #include "fixtures/require.h"
+#include "fixtures/series.h"
 #include "fixtures/shared_gmem.h"
 #include "fixtures/syscall_matchers.h"
 #include "fixtures/uapi/mm_mainline.h"
@@ -226,9 +228,13 @@ TEST_F(Mmap, PolicyQueryOnPrivateMemory) {
   }
 }
 
-// VM types with private memory neither advertise nor accept INIT_SHARED.
-TEST_F(Mmap, InitSharedRefusedOnPrivateMemoryVmTypes) {
+// VM types with private memory advertise and accept INIT_SHARED exactly when guest_memfd tracks
+// shared/private itself (the in-place conversion series, v8 25/46: KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES
+// reports PRIVATE for the VM); on mainline (6.18-7.3) they neither advertise nor accept it.
+TEST_F(Mmap, InitSharedOnPrivateMemoryVmTypesOnlyWithPerFileAttributes) {
   REQUIRE_FEATURE("gmem.flag.INIT_SHARED");
+  const char* kAttributesCap = "KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES";
+  std::optional<uint64_t> cap = series::ActiveSelection().Value(kAttributesCap);
   std::string skipped;
   int tested = 0;
   for (auto [type, feature] : {std::pair{KVM_X86_SW_PROTECTED_VM, "vm_type.SW_PROTECTED"},
@@ -241,10 +247,20 @@ TEST_F(Mmap, InitSharedRefusedOnPrivateMemoryVmTypes) {
     }
     SCOPED_TRACE(VmTypeName(type));
     ASSERT_OK_AND_ASSIGN(Vm private_vm, kvm().CreateVm(type));
-    EXPECT_EQ(private_vm.CheckExtension(KVM_CAP_GUEST_MEMFD_FLAGS) & GUEST_MEMFD_FLAG_INIT_SHARED, 0)
-        << "KVM_CAP_GUEST_MEMFD_FLAGS advertises GUEST_MEMFD_FLAG_INIT_SHARED";
-    for (uint64_t flags : {uint64_t{GUEST_MEMFD_FLAG_INIT_SHARED}, kHostSharedGmemFlags})
-      EXPECT_THAT(private_vm.RawCreateGuestMemfd(page_size(), flags), SyscallFailsWithErrno(EINVAL));
+    bool per_file = cap && private_vm.CheckExtension(static_cast<long>(*cap)) == KVM_MEMORY_ATTRIBUTE_PRIVATE;
+    std::string why = per_file ? fmt::format("{} = PRIVATE on this VM", kAttributesCap)
+                               : cap ? fmt::format("{} = {} on this VM", kAttributesCap,
+                                                   private_vm.CheckExtension(static_cast<long>(*cap)))
+                                     : series::ActiveSelection().WhyNoValue(kAttributesCap);
+    EXPECT_EQ(private_vm.CheckExtension(KVM_CAP_GUEST_MEMFD_FLAGS) & GUEST_MEMFD_FLAG_INIT_SHARED,
+              per_file ? static_cast<long>(GUEST_MEMFD_FLAG_INIT_SHARED) : 0)
+        << "KVM_CAP_GUEST_MEMFD_FLAGS and INIT_SHARED, with " << why;
+    for (uint64_t flags : {uint64_t{GUEST_MEMFD_FLAG_INIT_SHARED}, kHostSharedGmemFlags}) {
+      SyscallResult r = private_vm.RawCreateGuestMemfd(page_size(), flags);
+      if (per_file) EXPECT_THAT(r, SyscallSucceeds()) << why;
+      else EXPECT_THAT(r, SyscallFailsWithErrno(EINVAL)) << why;
+      if (r.ok()) close(static_cast<int>(r.ret));
+    }
     ++tested;
   }
   if (tested == 0) GTEST_SKIP() << "no VM type with private memory here:" << skipped;
