@@ -199,7 +199,8 @@ def test_runner_end_to_end_with_resume(tmp_path, monkeypatch):
     verdicts = {m["line"]: m["verdict"] for m in state["mutants"].values()}
     assert verdicts[4] == "killed" and verdicts[15] == "survived"
     assert (tree / "virt/kvm/x.c").read_text() == SOURCE, "the user's tree is never modified"
-    assert (tmp_path / "out/work/tree/virt/kvm/x.c").read_text() == SOURCE, "the work copy is restored"
+    work, _ = runner.series_kernel.mirrored_layout(tree, opts.out / "work")
+    assert (work / "virt/kvm/x.c").read_text() == SOURCE, "the work copy is restored"
     assert (tmp_path / "out/report.md").is_file() and any(l.startswith("[1/") for l in lines)
     # --resume judges nothing twice.
     monkeypatch.setattr(runner.session, "run_kernel", lambda *a: pytest.fail("re-ran a judged mutant"))

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import kbuild, kernelsource, session
+from .. import kbuild, kernelsource, series_kernel, session
 from ..bisect_step import DEFAULT_SUITE, list_selected_cases
 from ..errors import InfraError
 from ..kbuild import BuildFailed, ConfigNotHonoured
@@ -73,8 +73,8 @@ def stable_cases(first: KernelRun, second: KernelRun) -> tuple[list[str], list[s
 class Mutator:
     def __init__(self, opts: MutateOptions, say=print):
         self.opts, self.say = opts, say
-        self.work = opts.out / "work" / "tree"
-        self.build_dir = opts.out / "work" / "build"
+        # Laid out like the tree and its plain build dir, so ccache serves the first build.
+        self.work, self.build_dir = series_kernel.mirrored_layout(opts.tree, opts.out / "work")
         self.state_file = opts.out / "results.json"
         self.state = {"mutants": {}, "baseline": None}
 
