@@ -27,6 +27,7 @@ class BootRecorder:
         self.marker_case: str | None = None              # console-side, from kmsg markers
         self.saw_markers = False
         self.booted = self.hello = self.done = False
+        self.started_any = False                          # a case's start event has arrived
         self.suite_status: int | None = None
         self.no_kvm = False
         self.failed_modules = ""
@@ -52,6 +53,7 @@ class BootRecorder:
             self.run.probe = event
         elif kind == "start":
             self.running = event.get("case", "?")
+            self.started_any = True
         elif kind == "end":
             self._end_case(event)
         elif kind == "done":
@@ -112,7 +114,9 @@ class BootRecorder:
         if self.running is not None:
             self._finish_running_case(end, where)
         elif end.boot_timeout:
-            stage = "the suite's first result" if not self.hello else "the end of the run"
+            stage = ("the suite's first result" if not self.hello else
+                     "the first case (the suite's feature probe did not finish)" if not self.started_any else
+                     "the end of the run")
             self._set(RunOutcome.TIMEOUT, f"timed out waiting for {stage}{where}")
         elif self.panic:
             self._set(RunOutcome.CRASH, f"kernel panic outside any case: {self.panic}")

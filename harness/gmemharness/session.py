@@ -159,7 +159,10 @@ class _KernelSession:
                 raise AccelUnusable(f"/init not reached in {opts.kvm_init_s:.0f}s")
             if rec.running and now - follower.case_started_at > opts.case_timeout:
                 return BootEnd(case_timeout=True)
-            if (not rec.hello and elapsed > opts.boot_timeout) or elapsed > opts.run_timeout:
+            # Until a case starts (boot, /init, the suite's probe) only --boot-timeout applies:
+            # a probe that hangs must not hold the run until --run-timeout.
+            waiting = not (rec.started_any or rec.done)
+            if (waiting and elapsed > opts.boot_timeout) or elapsed > opts.run_timeout:
                 return BootEnd(boot_timeout=True)
             time.sleep(POLL_S)
 

@@ -104,6 +104,13 @@ def test_a_guest_that_never_reports_is_stopped_at_the_boot_timeout(tmp_path, fak
     assert run.outcome == RunOutcome.TIMEOUT and "early boot" in run.reason
 
 
+def test_a_suite_whose_probe_hangs_after_hello_is_stopped_at_the_boot_timeout(tmp_path, fake_kernel, guest):
+    guest.append([BOOTED, HELLO, ["hang", None]])
+    run = session.run_kernel(fake_kernel, options(tmp_path, boot_timeout=3, run_timeout=600))
+    assert run.outcome == RunOutcome.TIMEOUT, run.reason
+    assert "feature probe did not finish" in run.reason
+
+
 def test_kvm_that_prints_nothing_falls_back_to_tcg_and_is_remembered(tmp_path, fake_kernel, guest, monkeypatch):
     monkeypatch.setattr(qemu, "initial_accel", lambda requested: "kvm")
     guest.append([["hang", None]])
