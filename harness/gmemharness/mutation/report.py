@@ -24,6 +24,7 @@ def command_line(opts) -> str:
 
 
 def markdown(opts, state: dict, ids: list[str]) -> str:
+    ids = list(dict.fromkeys(ids))  # a mutant listed twice is judged and counted once
     records = [state["mutants"][i] for i in ids if i in state["mutants"]]
     killed, counted = kill_rate(records)
     by_verdict: dict[str, int] = {}
